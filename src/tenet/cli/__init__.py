@@ -1,0 +1,24 @@
+"""The ``tenet`` command (a thin shell; the REST client comes with the API)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tenet import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tenet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tenet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="run tenet's main job")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        print(f"tenet {__version__}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The one exception hierarchy of tenet.
+
+Every error tenet raises on purpose derives from :class:`TenetError`. Client
+errors carry the HTTP status the API answers with; backend errors are re-raised
+from the exception that caused them (``raise StoreUnavailable(...) from exc``).
+
+::
+
+    TenetError
+     +-- ClientError                (status 400; bad input from a user or a caller)
+     |    +-- ValidationError       (422; names the field and the reason)
+     |    +-- NotFoundError         (404; names the kind and the id or key)
+     |    +-- PermissionDenied      (403)
+     |    +-- ConflictError         (409)
+     |         +-- TxnConflict      (a compare-and-set failed: someone else wrote first)
+     |         +-- ReferenceConflict(a change would leave a dangling or broken reference)
+     |         +-- AlreadyExists    (the key or the name is taken)
+     +-- StoreError                 (503; the store could not do what was asked)
+     |    +-- StoreUnavailable      (the backend is down or unreachable; retry)
+     |    +-- WatchCompacted        (a watch asked for history that was compacted)
+     |    +-- LeaseExpired          (the lease is gone; its keys were deleted)
+     +-- PacketError                (a frame is truncated or malformed)
+"""
+
+from __future__ import annotations
+
+
+class TenetError(Exception):
+    """Root of every error tenet raises on purpose."""
+
+    status: int = 500
+
+
+class ClientError(TenetError):
+    """The caller asked for something that cannot be done as asked."""
+
+    status = 400
+
+
+class ValidationError(ClientError):
+    """A value is malformed or inconsistent. ``field`` is a dotted path."""
+
+    status = 422
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+    def within(self, prefix: str) -> ValidationError:
+        """The same error with ``prefix`` put in front of the field path."""
+        if not prefix:
+            return self
+        if not self.field:
+            field = prefix
+        elif self.field.startswith("["):
+            field = prefix + self.field
+        else:
+            field = f"{prefix}.{self.field}"
+        return ValidationError(field, self.reason)
+
+
+class NotFoundError(ClientError):
+    status = 404
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} does not exist")
+        self.kind = kind
+        self.ident = ident
+
+
+class PermissionDenied(ClientError):
+    status = 403
+
+
+class ConflictError(ClientError):
+    status = 409
+
+
+class TxnConflict(ConflictError):
+    """A transaction's compare failed; nothing of it was applied.
+
+    ``keys`` are the keys whose revision was not the one expected.
+    """
+
+    def __init__(self, keys: tuple[str, ...], message: str = "") -> None:
+        super().__init__(message or f"revision conflict on {', '.join(keys)}")
+        self.keys = keys
+
+
+class ReferenceConflict(ConflictError):
+    """The change would break a reference between objects."""
+
+
+class AlreadyExists(ConflictError):
+    """The key, id or name is taken."""
+
+
+class StoreError(TenetError):
+    status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The store backend could not be reached or failed; the change was not applied."""
+
+
+class WatchCompacted(StoreError):
+    """A watch started before the oldest revision the store still keeps.
+
+    The watcher must re-read the current state (``list``) and watch again from
+    ``compact_revision``.
+    """
+
+    def __init__(self, requested: int, compact_revision: int) -> None:
+        super().__init__(
+            f"revision {requested} was compacted; history starts at {compact_revision}"
+        )
+        self.requested = requested
+        self.compact_revision = compact_revision
+
+
+class LeaseExpired(StoreError):
+    status = 410
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(f"lease {lease} expired or was revoked")
+        self.lease = lease
+
+
+class PacketError(TenetError):
+    """A frame is truncated or malformed. The only error packet parsing raises."""
+
+    status = 400
