@@ -12,11 +12,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tenet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run tenet's main job")
+    demo = sub.add_parser("demo", help="run tenet's main job")
+    demo.add_argument("--check", action="store_true", help="exit non-zero if a check fails")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        print(f"tenet {__version__}")
-        return 0
+        from tenet.cli.demo import run
+
+        return run()
     return 2
 
 

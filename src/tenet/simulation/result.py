@@ -1,0 +1,179 @@
+"""What one simulation returns: the contract between the simulation and the agent.
+
+A :class:`SimulationResult` says everything the agent needs to act on one packet
+and every later packet of its flow, and nothing the agent has to compute again:
+
+* ``verdict``: FORWARD (``actions`` hold header rewrites and outputs), DROP,
+  CONSUMED (answered locally: the answer is in ``emit``), or WAIT (the packet
+  waits for ARP resolution of a next hop; an ARP request is in ``emit``; install
+  no flow).
+* ``actions``: datapath actions in order. Header rewrites come first and are
+  computed once, at ingress (the difference between the packet as it entered and
+  as it leaves the last device), then one output per egress: a local port, or a
+  tunnel to the host that owns a remote egress port, keyed by that port's
+  tunnel key.
+* ``match_fields``: the flow-match fields the simulation read. Any packet that
+  agrees with this one on these fields gets the same result (a megaflow).
+* ``tags``: every object the decision depended on, including lookups that found
+  nothing (a MAC not in the table is tagged too, so learning it invalidates the
+  flood flow). Object ids are tagged as ``str(uuid)``; learned entries as
+  ``mac/<bridge>/<mac>`` and ``arp/<router>/<ip>``.
+* ``emit``: packets the agent sends (ARP replies, ICMP errors, ARP requests).
+* ``state``: learned state to write (MAC learned on a bridge port, ARP entry).
+* ``trace``: the ordered hops, chains, rules and decisions, for ``tenet trace``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from tenet.model import IPAddress
+
+
+class Verdict(enum.Enum):
+    FORWARD = "forward"
+    DROP = "drop"
+    CONSUMED = "consumed"
+    WAIT = "wait"
+
+
+# -- datapath actions ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetEthSrc:
+    mac: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetEthDst:
+    mac: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetIpSrc:
+    ip: IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class SetIpDst:
+    ip: IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class SetL4Src:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetL4Dst:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    """Decrement the IPv4 TTL / IPv6 hop limit by ``hops`` (one per router crossed)."""
+
+    hops: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLocal:
+    """Send out of the local interface bound to virtual port ``port_id``."""
+
+    port_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTunnel:
+    """Encapsulate in VXLAN with ``key`` and send to ``address`` (the host of ``port_id``)."""
+
+    port_id: uuid.UUID
+    host_id: uuid.UUID
+    address: IPAddress
+    key: int
+
+
+Action = SetEthSrc | SetEthDst | SetIpSrc | SetIpDst | SetL4Src | SetL4Dst | DecTtl
+Output = OutputLocal | OutputTunnel
+DatapathAction = Action | Output
+
+
+# -- side effects ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A generated frame.
+
+    With ``from_device`` False the frame is sent out of exterior port ``port_id``
+    as is (an ARP reply to the VM that asked). With ``from_device`` True the
+    frame leaves the virtual device that owns ``port_id`` through that port and
+    must itself be simulated from there (a router's ARP request into a bridge).
+    """
+
+    port_id: uuid.UUID
+    frame: bytes
+    from_device: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MacLearned:
+    bridge_id: uuid.UUID
+    mac: bytes
+    port_id: uuid.UUID
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArpLearned:
+    router_id: uuid.UUID
+    ip: IPAddress
+    mac: bytes
+    at: float
+
+
+StateWrite = MacLearned | ArpLearned
+
+
+# -- trace ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One line of a packet's trip: where it was and what happened there."""
+
+    kind: str  # "port", "bridge", "router", "chain", "rule", "verdict"
+    ident: uuid.UUID | None
+    name: str
+    detail: str
+
+    def __str__(self) -> str:
+        label = f"{self.kind} {self.name or self.ident or ''}".rstrip()
+        return f"{label}: {self.detail}"
+
+
+IDLE_TIMEOUT = 60.0
+HARD_TIMEOUT = 0.0  # 0: none
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    verdict: Verdict
+    actions: tuple[DatapathAction, ...] = ()
+    match_fields: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    emit: tuple[Emit, ...] = ()
+    state: tuple[StateWrite, ...] = ()
+    trace: tuple[TraceStep, ...] = ()
+    idle_timeout: float = IDLE_TIMEOUT
+    hard_timeout: float = HARD_TIMEOUT
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        return tuple(a for a in self.actions if isinstance(a, OutputLocal | OutputTunnel))
+
+    def trace_text(self) -> str:
+        return "\n".join(str(step) for step in self.trace)
