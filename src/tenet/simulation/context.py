@@ -1,0 +1,96 @@
+"""The packet as it travels through the virtual topology during one simulation.
+
+A :class:`Ctx` holds the flow match of the packet as it entered (``match``),
+the header values as rewritten so far (only the rewritable ones: MACs, IP
+addresses, L4 ports, and the number of routers crossed for the TTL), and what
+the simulation has gathered: the match fields it read (the megaflow wildcard),
+the tags of objects the decision depends on, the trace, packets to emit and
+learned state to write.
+
+Invariant: every read of a packet field goes through :meth:`Ctx.get` (or the
+typed accessors built on it), so ``read`` is exactly the set of fields the
+outcome depends on. Reading a rewritten field reads the rewritten value, but
+still marks the original field as read (the rewrite was decided by fields that
+are themselves marked).
+"""
+
+from __future__ import annotations
+
+import uuid
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+from tenet.model import CtState
+from tenet.packets import FlowMatch
+from tenet.simulation.result import Emit, StateWrite, TraceStep
+
+REWRITABLE = frozenset({"eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"})
+MAX_DEVICE_HOPS = 32
+
+
+class Ctx:
+    __slots__ = (
+        "ct_state",
+        "current",
+        "emit",
+        "frame",
+        "hops",
+        "in_port_id",
+        "match",
+        "now",
+        "out_port_id",
+        "read",
+        "routers_crossed",
+        "state",
+        "tags",
+        "trace",
+    )
+
+    def __init__(self, match: FlowMatch, frame: bytes, in_port_id: uuid.UUID, now: float) -> None:
+        self.match = match
+        self.frame = frame
+        self.now = now
+        self.current: dict[str, Any] = {}
+        self.read: set[str] = {"in_port"}
+        self.tags: set[str] = set()
+        self.trace: list[TraceStep] = []
+        self.emit: list[Emit] = []
+        self.state: list[StateWrite] = []
+        self.in_port_id = in_port_id
+        self.out_port_id: uuid.UUID | None = None
+        self.routers_crossed = 0
+        self.hops = 0
+        # conntrack comes with the stateful issue; until then every packet is NEW
+        self.ct_state = CtState.NEW
+
+    # -- fields ---------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """The current value of one flow-match field; marks it as read."""
+        self.read.add(name)
+        if name in self.current:
+            return self.current[name]
+        return getattr(self.match, name)
+
+    def set(self, name: str, value: Any) -> None:
+        """Rewrite a header field (MACs, IP addresses, L4 ports)."""
+        if name not in REWRITABLE:
+            raise ValueError(f"{name} is not a rewritable field")
+        if value == getattr(self.match, name):
+            self.current.pop(name, None)
+        else:
+            self.current[name] = value
+
+    def ip_src(self) -> IPv4Address | IPv6Address | None:
+        raw = self.get("ip_src")
+        return ip_address(raw) if raw else None
+
+    def ip_dst(self) -> IPv4Address | IPv6Address | None:
+        raw = self.get("ip_dst")
+        return ip_address(raw) if raw else None
+
+    # -- what the simulation gathers ------------------------------------------------------
+    def tag(self, *tags: object) -> None:
+        self.tags.update(str(t) for t in tags)
+
+    def note(self, kind: str, ident: uuid.UUID | None, name: str, detail: str) -> None:
+        self.trace.append(TraceStep(kind, ident, name, detail))
