@@ -21,6 +21,7 @@ record changed since revision N it raises TxnConflict and writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ from tenet.store.unit_of_work import INDEX, META, OBJECTS, UnitOfWork, object_ke
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
-ATTEMPTS = 8
+ATTEMPTS = 32
+BACKOFF = 0.002  # seconds; doubled per attempt up to BACKOFF_MAX, with jitter
+BACKOFF_MAX = 0.1
 TUNNEL_KEY_NEXT = META + "tunnel_key_next"
 IMMUTABLE = ("tenant_id", "device_id", "device_type", "chain_id", "router_id")
 
@@ -107,6 +110,7 @@ class ObjectStore:
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
         self._clock = clock or SystemClock()
+        self._jitter = random.Random()
 
     # -- reads -----------------------------------------------------------------
     def find(self, kind: type[R], ident: uuid.UUID) -> Stored[R] | None:
@@ -193,6 +197,8 @@ class ObjectStore:
             except TxnConflict:
                 if attempt == ATTEMPTS - 1:
                     raise
+                ceiling = min(BACKOFF_MAX, BACKOFF * 2**attempt)
+                self._clock.sleep(self._jitter.uniform(0, ceiling))
         raise AssertionError("unreachable")
 
     def _current(

@@ -1,0 +1,60 @@
+"""The store: a revisioned key-value store with watches and leases, and the
+object layer that keeps model records in it.
+
+``open_store(url)`` picks a backend: ``memory:`` (one process; tests) or
+``sqlite:///absolute/path.db`` / ``sqlite:relative/path.db`` (the embedded
+default). The protocol is in :mod:`tenet.store.base`.
+"""
+
+from __future__ import annotations
+
+from tenet.clock import Clock
+from tenet.errors import ValidationError
+from tenet.store.base import (
+    NO_LEASE,
+    Compare,
+    Delete,
+    Event,
+    EventType,
+    KeyValue,
+    ListResult,
+    Op,
+    Put,
+    Store,
+    Watch,
+)
+from tenet.store.memory import MemoryStore
+from tenet.store.sqlite import SqliteStore
+
+
+def open_store(url: str, *, clock: Clock | None = None) -> Store:
+    """A store backend from a URL; a bad URL is a ValidationError on ``store``."""
+    if url == "memory:":
+        return MemoryStore(clock)
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:")
+        path = "/" + path.removeprefix("///") if path.startswith("///") else path
+        if not path or path.endswith("/"):
+            raise ValidationError("store", f"{url!r} names no database file")
+        return SqliteStore(path, clock)
+    raise ValidationError(
+        "store", f"{url!r} is not a store URL: use memory: or sqlite:///path/to/file.db"
+    )
+
+
+__all__ = [
+    "NO_LEASE",
+    "Compare",
+    "Delete",
+    "Event",
+    "EventType",
+    "KeyValue",
+    "ListResult",
+    "MemoryStore",
+    "Op",
+    "Put",
+    "SqliteStore",
+    "Store",
+    "Watch",
+    "open_store",
+]
