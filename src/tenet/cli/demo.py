@@ -43,7 +43,7 @@ def _tenant_network(objects: ObjectStore, name: str, mac_base: int) -> dict[str,
                 device_id=router.id,
                 device_type=DeviceType.ROUTER,
                 mac=MAC(f"02:00:00:00:{mac_base:02x}:{i + 1:02x}"),
-                address=next(net.hosts()),
+                address=net.network_address + 1,
                 subnet=net,
             )
         ).record

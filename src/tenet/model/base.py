@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar, dataclass_transform
 
 from tenet.model.types import check_name
 
-record = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def record(cls: _C) -> _C:
+    """Make ``cls`` a frozen, slotted, keyword-only dataclass (every model record is)."""
+    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)  # type: ignore[return-value]
 
 
 @record
@@ -47,7 +53,7 @@ class Record:
 
     def replace(self, **changes: object) -> Self:
         """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @record
