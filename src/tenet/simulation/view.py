@@ -67,6 +67,11 @@ class TopologyView:
     known_ips: Mapping[uuid.UUID, Mapping[IPAddress, bytes]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # bridge id -> MAC -> the bridge port behind which that MAC is configured
+    # (a VM port's mac, or the bridge port peered to a router port with that mac)
+    known_macs: Mapping[uuid.UUID, Mapping[bytes, uuid.UUID]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def build(
@@ -112,6 +117,7 @@ class TopologyView:
             dhcp_subnets=MappingProxyType({k: tuple(v) for k, v in subnets.items()}),
             dhcp_hosts=MappingProxyType({k: tuple(v) for k, v in hosts.items()}),
             known_ips=MappingProxyType(_known_ips(of(Bridge), ports)),
+            known_macs=MappingProxyType(_known_macs(ports)),
         )
 
     def peer(self, port: Port) -> Port | None:
@@ -139,6 +145,20 @@ def _known_ips(
         if port.mac is not None:
             for ip in port.fixed_ips:
                 table.setdefault(ip, mac_bytes(port.mac))
+    return {k: MappingProxyType(v) for k, v in known.items()}
+
+
+def _known_macs(ports: Mapping[uuid.UUID, Port]) -> dict[uuid.UUID, Mapping[bytes, uuid.UUID]]:
+    known: dict[uuid.UUID, dict[bytes, uuid.UUID]] = {}
+    for port in sorted(ports.values(), key=lambda p: p.id):
+        if port.device_type is not DeviceType.BRIDGE:
+            continue
+        table = known.setdefault(port.device_id, {})
+        peer = ports.get(port.peer_id) if port.peer_id else None
+        if peer is not None and peer.mac is not None:
+            table.setdefault(mac_bytes(peer.mac), port.id)
+        if port.mac is not None and peer is None:
+            table.setdefault(mac_bytes(port.mac), port.id)
     return {k: MappingProxyType(v) for k, v in known.items()}
 
 
