@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import ipaddress
 import json
+import math
 import types
 import typing
 import uuid
@@ -51,7 +52,13 @@ def _expect(kind: type | tuple[type, ...], what: str) -> Converter:
 def _convert_float(value: object, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(path, f"expected a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValidationError(path, f"expected a finite number, got {value!r:.40}")
+    return number
 
 
 def _convert_uuid(value: object, path: str) -> uuid.UUID:
@@ -192,10 +199,10 @@ def from_dict(kind: type[T], data: Mapping[str, object], path: str = "") -> T:
 
 def to_value(value: object) -> object:
     """A model value as JSON-shaped data."""
+    if isinstance(value, enum.Enum):  # first: a StrEnum is also a str
+        return value.value
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, enum.Enum):
-        return value.value
     if isinstance(value, tuple | list):
         return [to_value(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -217,6 +224,6 @@ def dumps(record: object) -> bytes:
 def loads(kind: type[T], raw: bytes) -> T:
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValidationError("", f"not valid JSON: {exc}") from None
     return from_dict(kind, data)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from tenet.errors import ValidationError
 from tenet.model.devices import DeviceType, Port, Route, RouteType
 from tenet.model.services import DhcpHost, DhcpSubnet
+from tenet.model.types import is_usable_host
 
 
 def check_router_port_subnets(port: Port, siblings: Iterable[Port]) -> None:
@@ -92,5 +93,7 @@ def find_jump_cycle(
 
 
 def check_dhcp_host(host: DhcpHost, subnet: DhcpSubnet) -> None:
-    if host.ip not in subnet.cidr:
-        raise ValidationError("ip", f"{host.ip} is not in the subnet {subnet.cidr}")
+    if not is_usable_host(host.ip, subnet.cidr):
+        raise ValidationError(
+            "ip", f"{host.ip} is not a usable address in the subnet {subnet.cidr}"
+        )

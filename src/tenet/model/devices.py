@@ -65,6 +65,8 @@ class AddressPair:
     def __post_init__(self) -> None:
         if self.mac is not None:
             check_mac(self.mac, "mac")
+            if mac_is_multicast(self.mac):
+                raise ValidationError("mac", f"{self.mac} is a multicast MAC")
 
 
 @record

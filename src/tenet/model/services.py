@@ -24,6 +24,7 @@ from tenet.model.types import (
     check_range,
     check_same_family,
     is_usable_host,
+    mac_is_multicast,
 )
 
 PORT_MAX = 65535
@@ -169,6 +170,8 @@ class DhcpHost(TenantRecord):
 
     def check(self) -> None:
         check_mac(self.mac, "mac")
+        if mac_is_multicast(self.mac):
+            raise ValidationError("mac", f"{self.mac} is a multicast MAC")
 
 
 @record
@@ -189,6 +192,8 @@ class BgpPeer(TenantRecord):
         if self.hold_time != 0:
             check_range(self.hold_time, 3, 65535, "hold_time")
             check_range(self.keepalive, 1, self.hold_time // 3, "keepalive")
+        else:  # no keepalives are sent with a hold time of 0 (RFC 4271 4.4)
+            check_range(self.keepalive, 0, 65535 // 3, "keepalive")
 
 
 @record

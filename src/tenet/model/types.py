@@ -94,15 +94,20 @@ def parse_uuid(value: object, field: str) -> uuid.UUID:
 def check_name(value: str, field: str = "name") -> None:
     if len(value) > NAME_MAX:
         raise ValidationError(field, f"is {len(value)} characters long; at most {NAME_MAX}")
-    if any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value):
         raise ValidationError(field, "contains control characters")
 
 
 def check_ifname(value: str, field: str) -> None:
-    raw = value.encode()
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(field, f"{value!r} is not valid UTF-8 text") from None
     if not 1 <= len(raw) <= IFNAME_MAX:
         raise ValidationError(field, f"{value!r} must be 1 to {IFNAME_MAX} bytes long")
-    if any(c in value for c in "/: \t\n") or value in (".", ".."):
+    # as the kernel's dev_valid_name: no '/', ':' or white space (a NUL would cut the name)
+    bad = any(c in "/:" or c.isspace() or ord(c) < 32 or ord(c) == 0x7F for c in value)
+    if bad or value in (".", ".."):
         raise ValidationError(field, f"{value!r} is not a valid interface name")
 
 

@@ -125,7 +125,7 @@ class ObjectStore:
 
     def list(self, kind: type[R], **filters: object) -> list[Stored[R]]:
         """Records of ``kind`` whose fields equal ``filters``, in id order."""
-        names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+        names = {f.name for f in dataclasses.fields(kind)}
         for name in filters:
             if name not in names:
                 raise ValidationError(name, f"{_label(kind)} has no such field to filter on")

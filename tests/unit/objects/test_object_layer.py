@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tenet.store.memory import MemoryStore
-from tenet.store.sqlite import SqliteStore
 
 from tenet.clock import FakeClock
 from tenet.errors import (
@@ -40,7 +38,9 @@ from tenet.model import (
     TunnelZoneMember,
 )
 from tenet.model.types import MAC, TUNNEL_KEY_MAX
+from tenet.store.memory import MemoryStore
 from tenet.store.objects import ObjectStore, decode_event
+from tenet.store.sqlite import SqliteStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
