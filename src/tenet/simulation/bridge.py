@@ -26,7 +26,7 @@ from tenet.model import Bridge, Port
 from tenet.packets import ETH_TYPE_ARP, mac_to_str
 from tenet.packets.arp import ARP_REQUEST
 from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import Ctx
+from tenet.simulation.context import Ctx, sid
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, from_chain
 from tenet.simulation.replies import arp_reply
 from tenet.simulation.result import Emit, MacLearned
@@ -34,7 +34,7 @@ from tenet.simulation.view import StateView, TopologyView
 
 
 def mac_tag(bridge: Bridge, mac: bytes) -> str:
-    return f"mac/{bridge.id}/{mac_to_str(mac)}"
+    return f"mac/{sid(bridge.id)}/{mac_to_str(mac)}"
 
 
 def process(ctx: Ctx, view: TopologyView, state: StateView, bridge: Bridge, port: Port) -> Decision:

@@ -16,6 +16,7 @@ are themselves marked).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -26,6 +27,12 @@ from tenet.simulation.result import Emit, StateWrite, TraceStep
 
 REWRITABLE = frozenset({"eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"})
 MAX_DEVICE_HOPS = 32
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def sid(value: object) -> str:
+    """``str(value)``, remembered: ids are turned into tags and labels on every walk."""
+    return str(value)
 
 
 class Ctx:
@@ -39,10 +46,10 @@ class Ctx:
         "match",
         "now",
         "out_port_id",
+        "raw_tags",
         "read",
         "routers_crossed",
         "state",
-        "tags",
         "trace",
     )
 
@@ -52,7 +59,7 @@ class Ctx:
         self.now = now
         self.current: dict[str, Any] = {}
         self.read: set[str] = {"in_port"}
-        self.tags: set[str] = set()
+        self.raw_tags: set[object] = set()  # ids and strings; made strings once, at the end
         self.trace: list[TraceStep] = []
         self.emit: list[Emit] = []
         self.state: list[StateWrite] = []
@@ -90,7 +97,13 @@ class Ctx:
 
     # -- what the simulation gathers ------------------------------------------------------
     def tag(self, *tags: object) -> None:
-        self.tags.update(str(t) for t in tags)
+        """Record objects the outcome depends on (ids, or ``kind/...`` strings)."""
+        self.raw_tags.update(tags)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The tags as the result carries them: ``str`` of each."""
+        return frozenset(map(sid, self.raw_tags))
 
     def note(self, kind: str, ident: uuid.UUID | None, name: str, detail: str) -> None:
         self.trace.append(TraceStep(kind, ident, name, detail))

@@ -29,7 +29,7 @@ from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ICMP, extr
 from tenet.packets.ipv4 import IPPROTO_TCP
 from tenet.simulation import bridge, replies, router
 from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx
+from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx, sid
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
 from tenet.simulation.portsec import allowed
 from tenet.simulation.result import (
@@ -193,7 +193,7 @@ def _finish(
         verdict,
         actions=(*_rewrites(ctx), *outputs) if verdict is Verdict.FORWARD else (),
         match_fields=frozenset(ctx.read),
-        tags=frozenset(ctx.tags),
+        tags=ctx.tags,
         emit=tuple(ctx.emit),
         state=tuple(ctx.state),
         trace=tuple(ctx.trace),
@@ -234,7 +234,7 @@ def _outputs(
             continue
         seen.add(port.id)
         label = port.name or str(port.id)
-        ctx.tag(f"binding/{port.id}")
+        ctx.tag(f"binding/{sid(port.id)}")
         host = view.port_host(port.id)
         if host is None:
             ctx.note("port", port.id, label, "not bound to any host: not sent")

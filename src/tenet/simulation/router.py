@@ -36,7 +36,7 @@ from tenet.packets.icmpv6 import ICMPV6_ECHO_REQUEST
 from tenet.packets.ipv4 import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP
 from tenet.simulation import replies
 from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import Ctx
+from tenet.simulation.context import Ctx, sid
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Wait, from_chain
 from tenet.simulation.result import ArpLearned, Emit
 from tenet.simulation.view import StateView, TopologyView, mac_bytes
@@ -188,6 +188,15 @@ def _source_address(view: TopologyView, port: Port, version: int) -> IPAddress |
 
 def candidates(view: TopologyView, router: Router, version: int) -> list[Candidate]:
     """The router's routes of one IP version, with a connected route per port subnet."""
+    key = ("routes", router.id, version)
+    cached = view.memo.get(key)
+    if cached is None:
+        cached = view.memo[key] = _candidates(view, router, version)
+    assert isinstance(cached, list)
+    return cached
+
+
+def _candidates(view: TopologyView, router: Router, version: int) -> list[Candidate]:
     out = []
     for route in view.routes.get(router.id, ()):
         if route.dst.version != version:
@@ -246,7 +255,7 @@ def _route(
     ctx: Ctx, view: TopologyView, state: StateView, router: Router, port: Port, dst: IPAddress
 ) -> Decision:
     label = router.name or str(router.id)
-    ctx.tag(f"routes/{router.id}")
+    ctx.tag(f"routes/{sid(router.id)}")
     group = lookup(ctx, view, router, dst)
     if not group:
         ctx.note("router", router.id, label, f"no route to {dst}: ICMP net unreachable")

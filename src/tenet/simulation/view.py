@@ -72,6 +72,9 @@ class TopologyView:
     known_macs: Mapping[uuid.UUID, Mapping[bytes, uuid.UUID]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # derived per-view indexes the simulation computes on first use (a pure cache:
+    # the view never changes, so neither do they)
+    memo: dict[object, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def build(
