@@ -56,6 +56,9 @@ class LearnedState:
     def arp_mac(self, router_id: uuid.UUID, ip: IPAddress) -> bytes | None:
         return self.arps.get((router_id, ip))
 
+    def arp_failed(self, router_id: uuid.UUID, ip: IPAddress) -> bool:
+        return False  # unanswered ARP is tracked by the agent that sent the requests
+
     def load(self, items: Iterable[KeyValue]) -> None:
         self.macs.clear()
         self.arps.clear()

@@ -150,6 +150,7 @@ def _back_mac(ctx: Ctx) -> bytes:
 ERRORS = {
     "time-exceeded": ((11, 0), (3, 0)),
     "net-unreachable": ((3, replies.ICMP_NET_UNREACHABLE), (1, 0)),
+    "host-unreachable": ((3, replies.ICMP_HOST_UNREACHABLE), (1, 3)),
     "admin-prohibited": ((3, replies.ICMP_ADMIN_PROHIBITED), (1, 1)),
     "port-unreachable": ((3, replies.ICMP_PORT_UNREACHABLE), (1, 4)),
 }
@@ -288,6 +289,15 @@ def _route(
     if verdict is not ChainVerdict.ACCEPT:
         return from_chain(verdict.value, f"router {label} outbound chain")
     mac = _next_hop_mac(ctx, view, state, router, out, next_hop)
+    if mac is None and state.arp_failed(router.id, next_hop):
+        ctx.note(
+            "router",
+            router.id,
+            label,
+            f"next hop {next_hop} does not answer ARP: ICMP host unreachable",
+        )
+        _icmp_error(ctx, view, port, "host-unreachable")
+        return Consumed("host unreachable")
     if mac is None:
         return _resolve(ctx, router, out, next_hop)
     ctx.set("eth_src", mac_bytes(out.mac))

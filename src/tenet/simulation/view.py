@@ -176,6 +176,11 @@ class StateView(Protocol):
         """The MAC a router learned for a next-hop address."""
         ...
 
+    def arp_failed(self, router_id: uuid.UUID, ip: IPAddress) -> bool:
+        """True while a router's ARP requests for ``ip`` have gone unanswered (it
+        answers packets to it with ICMP host unreachable until the entry expires)."""
+        ...
+
 
 @dataclass
 class DictState:
@@ -183,9 +188,13 @@ class DictState:
 
     macs: dict[tuple[uuid.UUID, bytes], uuid.UUID] = field(default_factory=dict)
     arps: dict[tuple[uuid.UUID, IPAddress], bytes] = field(default_factory=dict)
+    failed: set[tuple[uuid.UUID, IPAddress]] = field(default_factory=set)
 
     def mac_port(self, bridge_id: uuid.UUID, mac: bytes) -> uuid.UUID | None:
         return self.macs.get((bridge_id, mac))
 
     def arp_mac(self, router_id: uuid.UUID, ip: IPAddress) -> bytes | None:
         return self.arps.get((router_id, ip))
+
+    def arp_failed(self, router_id: uuid.UUID, ip: IPAddress) -> bool:
+        return (router_id, ip) in self.failed

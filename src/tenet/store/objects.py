@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -136,6 +136,16 @@ class ObjectStore:
             if all(getattr(record, k) == v for k, v in filters.items()):
                 out.append(Stored(record, kv.mod_revision))
         return out
+
+    def snapshot(self) -> tuple[Sequence[Record], int]:
+        """Every record in the store, read at one revision (what a topology view is
+        built from), and that revision: watch from it + 1 to follow changes."""
+        result = self.store.list(OBJECTS)
+        records = []
+        for kv in result.items:
+            kind_name = kv.key.removeprefix(OBJECTS).partition("/")[0]
+            records.append(loads(KINDS[kind_name], kv.value))
+        return records, result.revision
 
     # -- writes ----------------------------------------------------------------
     def create(self, record: R, *, position: int | None = None) -> Stored[R]:
