@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, ip_address
 
 from tenet.errors import PacketError
 from tenet.model import DeviceType, IPAddress, Port
-from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ICMP, extract_match
+from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ICMP, extract_match
 from tenet.packets.ipv4 import IPPROTO_TCP
 from tenet.simulation import bridge, replies, router
 from tenet.simulation.chains import ChainVerdict, run_chain
@@ -259,8 +259,8 @@ def _outputs(
 def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> None:
     """Answer a rejected packet toward its sender: a TCP RST or ICMP prohibited."""
     match = ctx.match
-    if match.eth_type not in (ETH_TYPE_IPV4, ETH_TYPE_IPV6) or match.eth_type == ETH_TYPE_IPV6:
-        ctx.note("verdict", None, "", "reject: no answer for a non-IPv4 packet")
+    if match.eth_type != ETH_TYPE_IPV4:
+        ctx.note("verdict", None, "", "reject: no answer for a non-IPv4 packet (yet)")
         return
     back_to = ctx.in_port_id
     src, dst = match.eth_dst, match.eth_src

@@ -344,8 +344,9 @@ def _binding_key(port_id: uuid.UUID) -> str:
 
 def _prepare_port(work: UnitOfWork, old: Port | None, new: Port, position: int | None) -> Port:
     new = new.replace(tunnel_key=_tunnel_key(work, new, old))
-    siblings = [p for p in work.list(Port) if p.device_id == new.device_id]
-    check_router_port_subnets(new, siblings)
+    if new.subnet is not None and (old is None or old.subnet != new.subnet):
+        siblings = [p for p in work.list(Port) if p.device_id == new.device_id]
+        check_router_port_subnets(new, siblings)
     old_peer = old.peer_id if old is not None else None
     if new.peer_id == old_peer:
         return new
