@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
+from ipaddress import IPv4Address
 
 from tenet import __version__
 
@@ -14,7 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run tenet's main job")
     demo.add_argument("--check", action="store_true", help="exit non-zero if a check fails")
+    agent = sub.add_parser("agent", help="run the per-host agent")
+    agent.add_argument("--host-id", required=True, type=uuid.UUID, help="this host's id")
+    agent.add_argument("--store", required=True, help="store URL, e.g. sqlite:///var/lib/tenet.db")
+    agent.add_argument("--underlay", required=True, type=IPv4Address, help="tunnel address")
+    agent.add_argument("--vxlan-port", type=int, default=4789, help="VXLAN UDP port")
     args = parser.parse_args(argv)
+    if args.command == "agent":
+        from tenet.agent.daemon import main as agent_main
+
+        return agent_main(args.host_id, args.store, args.underlay, args.vxlan_port)
     if args.command == "demo":
         from tenet.cli.demo import run
 

@@ -1,0 +1,245 @@
+"""The agent's logic, without threads or sockets: what to do with each event.
+
+:class:`AgentCore` keeps the host's picture of the world and turns events into
+datapath operations:
+
+* **topology**: every model record (from a store snapshot, then object events);
+  a :class:`~tenet.simulation.view.TopologyView` is rebuilt lazily after changes;
+* **learned state**: the MAC and ARP tables every agent writes to the store;
+* **bindings**: the ports bound to this host become datapath ports, and their
+  tunnel keys map straight to them (the egress host never simulates);
+* **upcalls**: a packet that missed the flow table is served from the megaflow
+  cache or simulated; the result's flow is installed, the packet itself executed,
+  generated packets sent (simulating those that leave a device), and learned
+  state returned for the shell to write under the host's lease;
+* **invalidation**: each change maps to tags, and exactly the flows that carry
+  them are removed from the table and the datapath.
+
+It is driven by the process shell (``tenet.agent.daemon``), which owns the
+store, the datapath's threads and the clock, and passes ``now`` in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from tenet.datapath.base import Datapath, DpAction, Output, Tunnel, Upcall
+from tenet.flows import FlowTable
+from tenet.model import (
+    DhcpHost,
+    DhcpSubnet,
+    Port,
+    PortBinding,
+    Record,
+    Route,
+    Rule,
+    TunnelZoneMember,
+)
+from tenet.simulation import (
+    Emit,
+    OutputLocal,
+    OutputTunnel,
+    SimulationResult,
+    TopologyView,
+    Verdict,
+    simulate,
+    simulate_emit,
+)
+from tenet.simulation.result import StateWrite
+from tenet.simulation.view import StateView
+from tenet.store.objects import ObjectEvent
+
+MAX_EMIT_DEPTH = 4
+
+
+@dataclass
+class Counters:
+    upcalls: int = 0
+    simulations: int = 0
+    megaflow_hits: int = 0
+    flows_installed: int = 0
+    flows_invalidated: int = 0
+    emitted: int = 0
+    unknown_port: int = 0
+    tunnel_misses: int = 0
+
+
+@dataclass
+class AgentCore:
+    host_id: uuid.UUID
+    datapath: Datapath
+    state: StateView
+    flows: FlowTable = field(default_factory=FlowTable)
+    counters: Counters = field(default_factory=Counters)
+    records: dict[uuid.UUID, Record] = field(default_factory=dict)
+    _view: TopologyView | None = None
+    # local virtual port id <-> datapath port number, and the tunnel keys mapped
+    port_no: dict[uuid.UUID, int] = field(default_factory=dict)
+    port_id: dict[int, uuid.UUID] = field(default_factory=dict)
+    _keys: dict[uuid.UUID, int] = field(default_factory=dict)
+
+    # -- topology ---------------------------------------------------------------------
+    @property
+    def view(self) -> TopologyView:
+        if self._view is None:
+            self._view = TopologyView.build(self.records.values(), self.host_id)
+        return self._view
+
+    def load(self, records: Iterable[Record]) -> None:
+        """Replace the whole picture (start, or a resync after a compacted watch)."""
+        self.records = {r.id: r for r in records}
+        self._view = None
+        self._drop_all_flows()
+        self.sync_ports()
+
+    def apply(self, event: ObjectEvent) -> set[str]:
+        """Apply one object change; returns the tags it touched (flows already removed)."""
+        old = self.records.get(event.id)
+        if event.record is None:
+            self.records.pop(event.id, None)
+        else:
+            self.records[event.id] = event.record
+        self._view = None
+        tags = set()
+        for record in (old, event.record):
+            if record is not None:
+                tags |= tags_of(record)
+        self.invalidate(tags)
+        if isinstance(old, PortBinding | Port) or isinstance(event.record, PortBinding | Port):
+            self.sync_ports()
+        return tags
+
+    def invalidate(self, tags: set[str]) -> int:
+        gone = self.flows.invalidate(tags)
+        for flow in gone:
+            self.datapath.delete(flow.match)
+        self.counters.flows_invalidated += len(gone)
+        return len(gone)
+
+    def _drop_all_flows(self) -> None:
+        for flow in self.flows.flows():
+            self.flows.remove(flow.match)
+            self.datapath.delete(flow.match)
+        self.flows = FlowTable(self.flows.max_flows, self.flows.max_megaflows)
+
+    # -- bindings -----------------------------------------------------------------------
+    def sync_ports(self) -> None:
+        """Make the datapath's ports the interfaces bound to this host, keys mapped."""
+        wanted: dict[uuid.UUID, str] = {}
+        for record in self.records.values():
+            if isinstance(record, PortBinding) and record.host_id == self.host_id:
+                wanted[record.port_id] = record.interface
+        for port_id in list(self.port_no):
+            if port_id not in wanted:
+                self._unbind(port_id)
+        for port_id, ifname in sorted(wanted.items()):
+            if port_id not in self.port_no:
+                number = self.datapath.add_port(ifname)
+                self.port_no[port_id], self.port_id[number] = number, port_id
+            port = self.records.get(port_id)
+            key = port.tunnel_key if isinstance(port, Port) else 0
+            if key and self._keys.get(port_id) != key:
+                self.datapath.set_tunnel_port(key, self.port_no[port_id])
+                self._keys[port_id] = key
+
+    def _unbind(self, port_id: uuid.UUID) -> None:
+        number = self.port_no.pop(port_id)
+        self.port_id.pop(number, None)
+        key = self._keys.pop(port_id, None)
+        if key:
+            self.datapath.clear_tunnel_port(key)
+        self.datapath.remove_port(number)
+
+    # -- upcalls ------------------------------------------------------------------------
+    def handle(self, upcall: Upcall, now: float) -> list[StateWrite]:
+        """Serve one upcall; returns the learned state to write to the store."""
+        self.counters.upcalls += 1
+        if upcall.tunnel_key:
+            self.counters.tunnel_misses += 1  # a key with no local port: nothing to do
+            return []
+        port_id = self.port_id.get(upcall.port_no)
+        if port_id is None:
+            self.counters.unknown_port += 1
+            return []
+        result = self.flows.recall(upcall.match)
+        if result is not None:
+            self.counters.megaflow_hits += 1
+        else:
+            result = simulate(upcall.frame, port_id, self.view, self.state, now)
+            self.counters.simulations += 1
+            self.flows.remember(upcall.match, result)
+        actions = self.translate(result)
+        if result.verdict in (Verdict.FORWARD, Verdict.DROP):
+            self.flows.install(upcall.match, result, now)
+            self.datapath.install(upcall.match, actions)
+            self.counters.flows_installed += 1
+        if actions:
+            self.datapath.execute(upcall.frame, upcall.port_no, actions)
+        self._emit(result.emit, now, depth=0)
+        return list(result.state)
+
+    def translate(self, result: SimulationResult) -> list[DpAction]:
+        """The simulation's actions in datapath terms (port numbers, tunnel endpoints)."""
+        out: list[DpAction] = []
+        for action in result.actions if result.verdict is Verdict.FORWARD else ():
+            if isinstance(action, OutputLocal):
+                number = self.port_no.get(action.port_id)
+                if number is not None:
+                    out.append(Output(number))
+            elif isinstance(action, OutputTunnel):
+                if isinstance(action.address, IPv4Address):
+                    out.append(Tunnel(action.address, action.key))
+            else:
+                out.append(action)
+        return out
+
+    def _emit(self, emits: Sequence[Emit], now: float, depth: int) -> None:
+        for emit in emits:
+            self.counters.emitted += 1
+            if not emit.from_device:
+                number = self.port_no.get(emit.port_id)
+                if number is not None:
+                    self.datapath.execute(emit.frame, number, [Output(number)])
+                continue
+            if depth >= MAX_EMIT_DEPTH:
+                continue
+            result = simulate_emit(emit, self.view, self.state, now)
+            actions = self.translate(result)
+            if actions:
+                self.datapath.execute(emit.frame, 0, actions)
+            self._emit(result.emit, now, depth + 1)
+
+    # -- expiry -------------------------------------------------------------------------
+    def expire(self, now: float) -> int:
+        """Read the datapath's counters, then remove flows idle or past their hard timeout."""
+        for stats in self.datapath.dump():
+            self.flows.used(stats.match, stats.packets, stats.bytes, stats.last_used)
+        gone = self.flows.expire(now)
+        for flow in gone:
+            self.datapath.delete(flow.match)
+        return len(gone)
+
+
+def tags_of(record: Record) -> set[str]:
+    """The flow tags a change to ``record`` touches."""
+    tags = {str(record.id)}
+    if isinstance(record, Port):
+        tags.add(str(record.device_id))  # a new port joins the device's floods
+        if record.peer_id is not None:
+            tags.add(str(record.peer_id))
+    elif isinstance(record, Route):
+        tags.add(f"routes/{record.router_id}")
+    elif isinstance(record, PortBinding):
+        tags |= {f"binding/{record.port_id}", str(record.port_id)}
+    elif isinstance(record, TunnelZoneMember):
+        tags.add(str(record.host_id))
+    elif isinstance(record, Rule):
+        tags.add(str(record.chain_id))
+    elif isinstance(record, DhcpSubnet):
+        tags.add(str(record.bridge_id))
+    elif isinstance(record, DhcpHost):
+        tags.add(str(record.subnet_id))
+    return tags

@@ -1,0 +1,141 @@
+"""``tenet agent``: the per-host daemon, a thin shell around :class:`AgentCore`.
+
+It owns the I/O: the store (a lease for the host's liveness and everything it
+writes; one watch on all of tenet's keys), the datapath, and the clock. One
+loop, one thread (the datapath has its own for packets):
+
+    store events  -> core.apply (objects) / learned.apply + core.invalidate (learned)
+    upcalls       -> core.handle -> learned state written under the lease
+    every second  -> lease keepalive, counters published, idle flows expired
+
+Crash-only (CONVENTIONS.md point 8): an unexpected exception ends the process;
+on restart it resyncs from the store. A watch that finds its history compacted
+reloads everything.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import uuid
+from dataclasses import asdict
+from ipaddress import IPv4Address
+from types import FrameType
+
+from tenet.agent.core import AgentCore
+from tenet.agent.learned import LEARNED, LearnedState, to_put
+from tenet.clock import Clock, SystemClock
+from tenet.datapath.userspace import UserspaceDatapath
+from tenet.errors import WatchCompacted
+from tenet.simulation.result import StateWrite
+from tenet.store import Event, Put, Store, open_store
+from tenet.store.objects import ObjectStore, decode_event
+
+HOSTS = "/tenet/v1/hosts/"
+LEASE_TTL = 5.0
+TICK = 1.0
+
+
+def alive_key(host_id: uuid.UUID) -> str:
+    return f"{HOSTS}{host_id}/alive"
+
+
+def stats_key(host_id: uuid.UUID) -> str:
+    return f"{HOSTS}{host_id}/stats"
+
+
+class Agent:
+    def __init__(
+        self,
+        host_id: uuid.UUID,
+        store: Store,
+        underlay: IPv4Address,
+        *,
+        vxlan_port: int = 4789,
+        clock: Clock | None = None,
+    ) -> None:
+        self.host_id = host_id
+        self.store = store
+        self.objects = ObjectStore(store)
+        self.clock = clock or SystemClock()
+        self.stop = threading.Event()
+        self.lease = store.grant_lease(LEASE_TTL)
+        store.put(alive_key(host_id), str(underlay).encode(), lease=self.lease)
+        self.datapath = UserspaceDatapath(underlay, vxlan_port=vxlan_port)
+        self.learned = LearnedState()
+        self.core = AgentCore(host_id, self.datapath, self.learned)
+        self._written: dict[str, bytes] = {}
+        self._revision = self._load()
+
+    def _load(self) -> int:
+        records, revision = self.objects.snapshot()
+        self.learned.load(self.store.list(LEARNED).items)
+        self.core.load(records)
+        return revision
+
+    def run(self) -> None:
+        next_tick = 0.0
+        watch = self.store.watch("/tenet/v1/", self._revision + 1)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self._events(watch.get(timeout=0))
+                except WatchCompacted:
+                    watch.close()
+                    self._revision = self._load()
+                    watch = self.store.watch("/tenet/v1/", self._revision + 1)
+                for upcall in self.datapath.upcalls(timeout=0.02):
+                    self._write(self.core.handle(upcall, self.clock.monotonic()))
+                now = self.clock.monotonic()
+                if now >= next_tick:
+                    self._tick(now)
+                    next_tick = now + TICK
+        finally:
+            watch.close()
+            self.close()
+
+    def _events(self, events: list[Event]) -> None:
+        for event in events:
+            obj = decode_event(event)
+            if obj is not None:
+                self.core.apply(obj)
+                continue
+            tag = self.learned.apply(event)
+            if tag is not None:
+                self.core.invalidate({tag})
+
+    def _write(self, writes: list[StateWrite]) -> None:
+        puts = []
+        for write in writes:
+            put = to_put(write, self.lease)
+            if self._written.get(put.key) != put.value:
+                self._written[put.key] = put.value
+                puts.append(put)
+        if puts:
+            self.store.txn([], puts)
+
+    def _tick(self, now: float) -> None:
+        self.store.keepalive(self.lease)
+        self.core.expire(now)
+        stats = {**asdict(self.core.counters), **self.datapath.stats()}
+        stats["flows_in_table"] = len(self.core.flows)
+        self.store.txn([], [Put(stats_key(self.host_id), json.dumps(stats).encode(), self.lease)])
+
+    def close(self) -> None:
+        self.datapath.close()
+        self.store.revoke(self.lease)
+        self.store.close()
+
+
+def main(host_id: uuid.UUID, store_url: str, underlay: IPv4Address, vxlan_port: int) -> int:
+    agent = Agent(host_id, open_store(store_url), underlay, vxlan_port=vxlan_port)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"tenet agent: host {host_id}, underlay {underlay}, userspace datapath", flush=True)
+    agent.run()
+    return 0

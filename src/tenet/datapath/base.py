@@ -1,0 +1,77 @@
+"""The datapath protocol: what every fast path (userspace, kernel eBPF) offers the agent.
+
+A datapath owns local ports (host-side interfaces of VMs' veths, numbered by the
+datapath), an exact-match flow table (FlowMatch -> actions), a tunnel-port table
+(VNI -> local port: packets from the tunnel with that key go straight there,
+so the egress host never simulates), and a bounded, fair queue of upcalls
+(packets that matched no flow). The agent installs flows and executes the first
+packet of each; the datapath counts and forwards the rest.
+
+Actions are the simulation's header rewrites plus :class:`Output` (a local
+port) and :class:`Tunnel` (VXLAN to a remote host with a key). An empty action
+list drops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Protocol
+
+from tenet.packets import FlowMatch
+from tenet.simulation.result import Action
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    remote: IPv4Address
+    key: int
+
+
+DpAction = Action | Output | Tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class Upcall:
+    port_no: int
+    frame: bytes
+    match: FlowMatch
+    tunnel_key: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStats:
+    match: FlowMatch
+    packets: int
+    bytes: int
+    last_used: float
+
+
+class Datapath(Protocol):
+    def add_port(self, ifname: str) -> int: ...
+
+    def remove_port(self, port_no: int) -> None: ...
+
+    def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None: ...
+
+    def delete(self, match: FlowMatch) -> FlowStats | None: ...
+
+    def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None: ...
+
+    def dump(self) -> list[FlowStats]: ...
+
+    def set_tunnel_port(self, key: int, port_no: int) -> None: ...
+
+    def clear_tunnel_port(self, key: int) -> None: ...
+
+    def upcalls(self, timeout: float) -> list[Upcall]: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,57 @@
+"""A bounded, fair queue of upcalls (packets that matched no flow).
+
+Each datapath port has its own queue of at most ``bound`` upcalls; the agent
+takes them round robin across ports, so a VM that floods new flows fills only
+its own queue and cannot starve the others. An upcall that finds its port's
+queue full is dropped and counted against that port. Thread-safe: the datapath
+thread puts, the agent thread takes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from tenet.datapath.base import Upcall
+
+
+class UpcallQueue:
+    def __init__(self, bound: int = 256) -> None:
+        if bound < 1:
+            raise ValueError("an upcall queue holds at least one upcall")
+        self.bound = bound
+        self._queues: dict[int, deque[Upcall]] = {}
+        self._ring: deque[int] = deque()  # ports with something queued, in serving order
+        self._ready = threading.Condition()
+        self.dropped: dict[int, int] = {}
+
+    def put(self, upcall: Upcall) -> bool:
+        """Queue ``upcall``; False (and counted) when its port's queue is full."""
+        with self._ready:
+            queue = self._queues.setdefault(upcall.port_no, deque())
+            if len(queue) >= self.bound:
+                self.dropped[upcall.port_no] = self.dropped.get(upcall.port_no, 0) + 1
+                return False
+            if not queue:
+                self._ring.append(upcall.port_no)
+            queue.append(upcall)
+            self._ready.notify()
+            return True
+
+    def take(self, limit: int, timeout: float) -> list[Upcall]:
+        """Up to ``limit`` upcalls, one port at a time in turn; waits up to ``timeout``."""
+        with self._ready:
+            if not self._ring:
+                self._ready.wait(timeout)
+            out: list[Upcall] = []
+            while self._ring and len(out) < limit:
+                port = self._ring.popleft()
+                queue = self._queues[port]
+                out.append(queue.popleft())
+                if queue:
+                    self._ring.append(port)
+            return out
+
+    def __len__(self) -> int:
+        with self._ready:
+            return sum(len(q) for q in self._queues.values())
