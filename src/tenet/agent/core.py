@@ -173,7 +173,8 @@ class AgentCore:
             self.flows.remember(upcall.match, result)
         actions = self.translate(result)
         if result.verdict in (Verdict.FORWARD, Verdict.DROP):
-            self.flows.install(upcall.match, result, now)
+            for evicted in self.flows.install(upcall.match, result, now):
+                self.datapath.delete(evicted.match)
             self.datapath.install(upcall.match, actions)
             self.counters.flows_installed += 1
         if actions:
