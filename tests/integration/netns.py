@@ -47,6 +47,7 @@ class Lab:
     hosts: list[str] = field(default_factory=list)
     vms: dict[str, Vm] = field(default_factory=dict)
     agents: list[subprocess.Popen[str]] = field(default_factory=list)
+    addresses: dict[str, IPv4Address] = field(default_factory=dict)
 
     @property
     def underlay_ns(self) -> str:

@@ -1,0 +1,171 @@
+"""Routers across three hosts, tenant isolation, changes while traffic flows, agent restarts."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tenet.agent.daemon import alive_key
+from tenet.agent.learned import MACS
+from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
+
+from .netns import Lab, netns_exec
+from .topo import World, ping, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def ttls(output: str) -> set[int]:
+    return {int(t) for t in re.findall(r"ttl=(\d+)", output)}
+
+
+def test_a_router_joins_two_subnets_across_three_hosts(lab: Lab, tmp_path: Path) -> None:
+    world = World(lab, tmp_path / "store.db")
+    try:
+        world.add_hosts(3)
+        acme = world.tenant("acme")
+        front, back = world.bridge(acme, "front"), world.bridge(acme, "back")
+        world.router(
+            acme,
+            "r1",
+            {
+                "r1-front": (front, "10.0.0.1/24", "02:00:00:00:01:01"),
+                "r1-back": (back, "10.0.1.1/24", "02:00:00:00:01:02"),
+            },
+        )
+        vm1 = world.vm(acme, front, 0, "02:00:00:00:00:11", "10.0.0.11/24", "10.0.0.1")
+        vm2 = world.vm(acme, back, 1, "02:00:00:00:00:21", "10.0.1.21/24", "10.0.1.1")
+        vm3 = world.vm(acme, back, 2, "02:00:00:00:00:22", "10.0.1.22/24", "10.0.1.1")
+        world.start_agents()
+        to_gateway = ping(vm1, "10.0.0.1")
+        assert to_gateway.returncode == 0, to_gateway.stdout + to_gateway.stderr
+        assert ttls(to_gateway.stdout) == {64}  # answered by the router itself
+        for target in (vm2, vm3):
+            across = ping(vm1, target.ip)
+            assert across.returncode == 0, across.stdout + across.stderr
+            assert ttls(across.stdout) == {63}  # one router crossed: TTL decremented once
+        back_again = ping(vm3, vm1.ip)
+        assert back_again.returncode == 0, back_again.stdout
+    finally:
+        world.store.close()
+
+
+CAPTURE = """
+    import socket, sys, time
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    sock.bind(("eth0", 0))
+    sock.settimeout(0.2)
+    foreign = {bytes.fromhex(m.replace(":", "")) for m in sys.argv[2:]}
+    print("capturing", flush=True)
+    seen = 0
+    end = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < end:
+        try:
+            frame = sock.recv(2048)
+        except TimeoutError:
+            continue
+        if frame[6:12] in foreign:
+            seen += 1
+    print(seen, flush=True)
+"""
+
+
+def test_tenants_with_overlapping_addresses_never_see_each_other(lab: Lab, tmp_path: Path) -> None:
+    world = World(lab, tmp_path / "store.db")
+    try:
+        world.add_hosts(2)
+        a, b = world.tenant("acme"), world.tenant("globex")
+        net_a, net_b = world.bridge(a, "a-net"), world.bridge(b, "b-net")
+        a1 = world.vm(a, net_a, 0, "02:00:00:00:0a:01", "10.0.0.1/24")
+        a2 = world.vm(a, net_a, 1, "02:00:00:00:0a:02", "10.0.0.2/24")
+        b1 = world.vm(b, net_b, 0, "02:00:00:00:0b:01", "10.0.0.1/24")
+        b2 = world.vm(b, net_b, 1, "02:00:00:00:0b:02", "10.0.0.2/24")
+        world.start_agents()
+        capture = subprocess.Popen(
+            netns_exec(b2.ns, sys.executable, "-c", textwrap.dedent(CAPTURE), "4", a1.mac, a2.mac),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert capture.stdout is not None
+        assert capture.stdout.readline().strip() == "capturing"
+        for src, dst in ((a1, a2), (b1, b2), (a2, a1)):
+            result = ping(src, dst.ip, count=5, interval=0.1)
+            assert result.returncode == 0, result.stdout + result.stderr
+        # a broadcast from tenant A (an ARP for an address nobody has) stays in A
+        ping(a1, "10.0.0.99", count=2, interval=0.2)
+        out, _ = capture.communicate(timeout=30)
+        assert int(out.strip()) == 0, "a tenant B VM saw tenant A's frames"
+    finally:
+        world.store.close()
+
+
+def test_changes_stop_affected_flows_within_a_second(lab: Lab, tmp_path: Path) -> None:
+    world = World(lab, tmp_path / "store.db")
+    try:
+        world.add_hosts(2)
+        acme = world.tenant("acme")
+        net = world.bridge(acme, "net")
+        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
+        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        vm3 = world.vm(acme, net, 1, "02:00:00:00:00:03", "10.0.0.3/24")
+        world.start_agents()
+        for vm in (vm2, vm3):
+            assert ping(vm1, vm.ip).returncode == 0
+        # a drop rule for ICMP on vm2's port: vm2 goes silent, vm3 does not
+        chain = world.objects.create(Chain(tenant_id=acme.id, name="no-icmp")).record
+        world.objects.create(
+            Rule(
+                tenant_id=acme.id,
+                chain_id=chain.id,
+                condition=Condition(nw_proto=1),
+                action=RuleAction.DROP,
+            )
+        )
+        port = world.objects.get(Port, world.ports[vm2.name])
+        world.objects.update(port.record.replace(outbound_chain_id=chain.id))
+        time.sleep(1.0)
+        assert ping(vm1, vm2.ip, count=3).returncode != 0, "the drop rule did not take"
+        assert ping(vm1, vm3.ip).returncode == 0, "an unaffected flow stopped"
+        # unbind vm3's port: its traffic stops too
+        (binding,) = world.objects.list(PortBinding, port_id=world.ports[vm3.name])
+        world.objects.delete(PortBinding, binding.record.id)
+        time.sleep(1.0)
+        assert ping(vm1, vm3.ip, count=3).returncode != 0, "an unbound port still answers"
+    finally:
+        world.store.close()
+
+
+def test_a_killed_agent_resyncs_and_traffic_resumes(lab: Lab, tmp_path: Path) -> None:
+    world = World(lab, tmp_path / "store.db")
+    try:
+        world.add_hosts(2)
+        acme = world.tenant("acme")
+        net = world.bridge(acme, "net")
+        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
+        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        world.start_agents()
+        assert ping(vm1, vm2.ip).returncode == 0
+        victim = lab.agents[0]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        ns, host_id = world.hosts[0]
+        lab.run_agent(ns, str(host_id), world.path, lab.addresses[ns])
+        wait_for("traffic", lambda: ping(vm1, vm2.ip, count=1).returncode == 0, timeout=30)
+        assert world.store.get(alive_key(host_id)) is not None
+        # learned MAC entries name ports that exist, on the bridge they were learned on
+        entries = world.store.list(MACS).items
+        assert entries, "no MAC was learned"
+        for kv in entries:
+            bridge_id = kv.key.removeprefix(MACS).split("/")[0]
+            port = world.objects.get(Port, uuid.UUID(kv.value.decode())).record
+            assert str(port.device_id) == bridge_id
+    finally:
+        world.store.close()
