@@ -169,3 +169,42 @@ def test_a_killed_agent_resyncs_and_traffic_resumes(lab: Lab, tmp_path: Path) ->
             assert str(port.device_id) == bridge_id
     finally:
         world.store.close()
+
+
+INJECT = """
+    import socket, sys
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("eth0", 0))
+    src = bytes.fromhex(sys.argv[1].replace(":", ""))
+    bad = [
+        b"\\xff" * 6 + src + b"\\x86\\xdd" + bytes(10),          # IPv6 header cut short
+        b"\\xff" * 6 + src + b"\\x08\\x00" + b"\\x45\\x00",      # IPv4 header cut short
+        b"\\xff" * 6 + src + b"\\x08\\x00" + b"\\x4f" + bytes(40),  # IHL past the end
+        b"\\xff" * 6 + src + b"\\x08\\x06" + bytes(10),          # ARP cut short
+    ]
+    for _ in range(25):
+        for frame in bad:
+            sock.send(frame)
+    sock.close()
+"""
+
+
+def test_malformed_frames_are_counted_and_the_agent_keeps_running(lab: Lab, tmp_path: Path) -> None:
+    world = World(lab, tmp_path / "store.db")
+    try:
+        world.add_hosts(2)
+        acme = world.tenant("acme")
+        net = world.bridge(acme, "net")
+        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
+        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        world.start_agents()
+        subprocess.run(
+            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(INJECT), vm1.mac),
+            check=True,
+            timeout=30,
+        )
+        wait_for("the malformed count", lambda: world.stats(0)["malformed"] >= 100, timeout=10)
+        assert lab.agents[0].poll() is None, "the agent died"
+        assert ping(vm1, vm2.ip).returncode == 0
+    finally:
+        world.store.close()
