@@ -22,6 +22,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 UNDERLAY = "10.250.0.{}"
+VM_MTU = 1450  # room for the 50 bytes of VXLAN on a 1500-byte underlay
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -104,7 +105,7 @@ class Lab:
             "netns",
             ns,
         )
-        sh("ip", "-n", ns, "link", "set", "eth0", "address", mac)
+        sh("ip", "-n", ns, "link", "set", "eth0", "address", mac, "mtu", str(VM_MTU))
         sh("ip", "-n", ns, "addr", "add", cidr, "dev", "eth0")
         for link in ("lo", "eth0"):
             sh("ip", "-n", ns, "link", "set", link, "up")
