@@ -25,7 +25,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tenet.errors import ValidationError
-from tenet.model.types import MAC, IPAddress, IPNetwork, parse_ip, parse_mac, parse_network
+from tenet.model.types import (
+    MAC,
+    IPAddress,
+    IPNetwork,
+    parse_ip,
+    parse_mac,
+    parse_network,
+    parse_uuid,
+)
 
 T = TypeVar("T")
 Converter = Callable[[object, str], Any]
@@ -59,17 +67,6 @@ def _convert_float(value: object, path: str) -> float:
     if not math.isfinite(number):
         raise ValidationError(path, f"expected a finite number, got {value!r:.40}")
     return number
-
-
-def _convert_uuid(value: object, path: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            pass
-    raise ValidationError(path, f"{value!r} is not a UUID")
 
 
 def _enum_converter(kind: type[enum.Enum]) -> Converter:
@@ -130,7 +127,7 @@ def _build_converter(tp: object) -> Converter:
         MAC: parse_mac,
         IPAddress: parse_ip,
         IPNetwork: parse_network,
-        uuid.UUID: _convert_uuid,
+        uuid.UUID: parse_uuid,
         str: _expect(str, "a string"),
         bool: _expect(bool, "true or false"),
         int: _expect(int, "an integer"),
