@@ -85,6 +85,8 @@ class Agent:
                     watch.close()
                     self._revision = self._load()
                     watch = self.store.watch("/tenet/v1/", self._revision + 1)
+                if self.datapath.failure is not None:
+                    raise RuntimeError("the datapath thread failed") from self.datapath.failure
                 for upcall in self.datapath.upcalls(timeout=0.02):
                     self._write(self.core.handle(upcall, self.clock.monotonic()))
                 now = self.clock.monotonic()

@@ -118,6 +118,7 @@ class UserspaceDatapath:
         self._udp.setblocking(False)
         self._selector.register(self._udp, selectors.EVENT_READ, 0)
         self._stop = threading.Event()
+        self.failure: BaseException | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self._wake_r, selectors.EVENT_READ, -1)
         self._thread = threading.Thread(target=self._run, name="datapath", daemon=True)
@@ -209,6 +210,13 @@ class UserspaceDatapath:
 
     # -- the worker ---------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # crash-only: the agent sees it and ends
+            self.failure = exc
+            raise
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             for key, _ in self._selector.select(timeout=0.5):
                 number = key.data
