@@ -107,6 +107,9 @@ class AgentCore:
         for record in (old, event.record):
             if record is not None:
                 tags |= tags_of(record)
+        if _changes_device(old, event.record):
+            device = (event.record or old).device_id  # type: ignore[union-attr]
+            tags.add(str(device))
         self.invalidate(tags)
         if isinstance(old, PortBinding | Port) or isinstance(event.record, PortBinding | Port):
             self.sync_ports()
@@ -228,7 +231,6 @@ def tags_of(record: Record) -> set[str]:
     """The flow tags a change to ``record`` touches."""
     tags = {str(record.id)}
     if isinstance(record, Port):
-        tags.add(str(record.device_id))  # a new port joins the device's floods
         if record.peer_id is not None:
             tags.add(str(record.peer_id))
     elif isinstance(record, Route):
@@ -244,3 +246,12 @@ def tags_of(record: Record) -> set[str]:
     elif isinstance(record, DhcpHost):
         tags.add(str(record.subnet_id))
     return tags
+
+
+def _changes_device(old: Record | None, new: Record | None) -> bool:
+    """A port change that alters its device's floods or address tables."""
+    if not isinstance(old, Port) and not isinstance(new, Port):
+        return False
+    if not isinstance(old, Port) or not isinstance(new, Port):
+        return True  # a port came or went
+    return (old.mac, old.fixed_ips, old.peer_id) != (new.mac, new.fixed_ips, new.peer_id)
