@@ -245,20 +245,23 @@ def _vary(
     version = 6 if desc["type"] == "ipv6" else 4
     known = v6 if version == 6 else v4
     out = dict(desc)
-    for field in sorted(unread & set(knobs)):
+    # draw for every knob, whatever was read, so the data drawn never depends on the
+    # simulation's result (Hypothesis needs generation independent of the code under test)
+    for field in sorted(knobs):
         for knob in knobs[field]:
-            if knob not in desc or not data.draw(st.booleans(), label=f"vary {knob}"):
-                continue
+            vary = data.draw(st.booleans(), label=f"vary {knob}")
             if knob in ("eth_src", "eth_dst", "sha"):
-                out[knob] = data.draw(_mac(macs), label=knob)
+                value: Any = data.draw(_mac(macs), label=knob)
             elif knob in ("src", "dst", "spa", "tpa"):
-                out[knob] = data.draw(_ip(known, 4 if knob in ("spa", "tpa") else version))
+                value = data.draw(_ip(known, 4 if knob in ("spa", "tpa") else version))
             elif knob in ("op", "sport", "dport"):
-                out[knob] = data.draw(st.integers(0, 65535), label=knob)
+                value = data.draw(st.integers(0, 65535), label=knob)
             elif knob == "tcp_flags":
-                out[knob] = data.draw(st.integers(0, 0x1FF), label=knob)
+                value = data.draw(st.integers(0, 0x1FF), label=knob)
             else:  # ttl, tos, icmp type and code
-                out[knob] = data.draw(st.integers(0, 255), label=knob)
+                value = data.draw(st.integers(0, 255), label=knob)
+            if vary and knob in desc and field in unread:
+                out[knob] = value
     return out
 
 
