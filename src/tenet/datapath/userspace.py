@@ -45,16 +45,27 @@ from tenet.simulation.result import (
 ETH_P_ALL = 0x0003
 PACKET_IGNORE_OUTGOING = 23
 SOL_PACKET = 263
-FRAME_MAX = 65536
+FRAME_MAX = 16384  # VM interfaces run without TSO (tx offload off)
 BURST = 64
+SOCKET_BUFFER = 4 << 20
+SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
 
 Rewrite = Callable[[bytearray], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Encap:
+    """A tunnel output, ready to send: the VXLAN header and the remote's UDP address."""
+
+    header: bytes
+    remote: str
 
 
 @dataclass(slots=True)
 class Compiled:
     rewrites: tuple[Rewrite, ...]
-    outputs: tuple[Output | Tunnel, ...]
+    outputs: tuple[int | Encap, ...]  # a local port number, or a tunnel
     packets: int = 0
     bytes: int = 0
     last_used: float = 0.0
@@ -62,10 +73,12 @@ class Compiled:
 
 def _compile(actions: Sequence[DpAction]) -> Compiled:
     rewrites: list[Rewrite] = []
-    outputs: list[Output | Tunnel] = []
+    outputs: list[int | Encap] = []
     for action in actions:
-        if isinstance(action, Output | Tunnel):
-            outputs.append(action)
+        if isinstance(action, Output):
+            outputs.append(action.port_no)
+        elif isinstance(action, Tunnel):
+            outputs.append(Encap(VXLAN(action.key).build(), str(action.remote)))
         elif isinstance(action, SetEthSrc):
             rewrites.append(partial(rewrite.set_eth_src, mac=action.mac))
         elif isinstance(action, SetEthDst):
@@ -82,6 +95,16 @@ def _compile(actions: Sequence[DpAction]) -> Compiled:
             for _ in range(action.hops):
                 rewrites.append(rewrite.dec_ttl)
     return Compiled(tuple(rewrites), tuple(outputs))
+
+
+def _deep_buffers(sock: socket.socket) -> None:
+    """Socket buffers deep enough to ride out a burst while Python catches up
+    (a drop there costs a TCP flow its congestion window)."""
+    for opt, forced in ((socket.SO_RCVBUF, SO_RCVBUFFORCE), (socket.SO_SNDBUF, SO_SNDBUFFORCE)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, SOCKET_BUFFER)
+        except OSError:  # without CAP_NET_ADMIN: as much as net.core.*mem_max allows
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
 
 
 @dataclass
@@ -114,6 +137,7 @@ class UserspaceDatapath:
         self._selector = selectors.DefaultSelector()
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _deep_buffers(self._udp)
         self._udp.bind((str(underlay), vxlan_port))
         self._udp.setblocking(False)
         self._selector.register(self._udp, selectors.EVENT_READ, 0)
@@ -129,6 +153,7 @@ class UserspaceDatapath:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            _deep_buffers(sock)
             sock.bind((ifname, 0))
             sock.setblocking(False)
         except OSError:
@@ -278,8 +303,8 @@ class UserspaceDatapath:
                 return
             frame = bytes(buf)
         for out in flow.outputs:
-            if isinstance(out, Output):
-                self._send(out.port_no, frame)
+            if isinstance(out, int):
+                self._send(out, frame)
             else:
                 self._tunnel(out, frame)
 
@@ -293,9 +318,9 @@ class UserspaceDatapath:
         except OSError:
             self.counters.errors += 1
 
-    def _tunnel(self, out: Tunnel, frame: bytes) -> None:
+    def _tunnel(self, out: Encap, frame: bytes) -> None:
         try:
-            self._udp.sendto(VXLAN(out.key).build(frame), (str(out.remote), self.vxlan_port))
+            self._udp.sendto(out.header + frame, (out.remote, self.vxlan_port))
             self.counters.tunnel_tx += 1
         except OSError:
             self.counters.errors += 1
