@@ -146,7 +146,7 @@ def run(workdir: Path | None = None) -> int:
             for check in checks:
                 mark = "PASS" if check.ok else "FAIL"
                 print(f"  [{mark}] {check.what}: {check.detail}")
-            print("Next: the API server, agents and real traffic (see the open issues).")
+            print("Agents moving real packets between namespaces: ./dev test tests/integration")
             return 0 if all(c.ok for c in checks) else 1
         finally:
             store.close()
