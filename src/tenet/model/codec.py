@@ -112,10 +112,8 @@ def _record_converter(kind: type) -> Converter:
 
 def converter_for(tp: object) -> Converter:
     """The converter for one type hint (cached)."""
-    try:
+    with contextlib.suppress(KeyError, TypeError):  # TypeError: an unhashable hint
         return _CONVERTERS[tp]
-    except (KeyError, TypeError):
-        pass
     conv = _build_converter(tp)
     with contextlib.suppress(TypeError):
         _CONVERTERS[tp] = conv
@@ -159,10 +157,9 @@ def _same_version(value: IPAddress, tp: object, path: str) -> IPAddress:
 
 
 def _fields(kind: type) -> dict[str, tuple[Converter, bool]]:
-    try:
-        return _FIELDS[kind]
-    except KeyError:
-        pass
+    cached = _FIELDS.get(kind)
+    if cached is not None:
+        return cached
     hints = typing.get_type_hints(kind)
     table: dict[str, tuple[Converter, bool]] = {}
     for f in dataclasses.fields(kind):

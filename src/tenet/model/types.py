@@ -13,6 +13,7 @@ field and the reason. Invariants of the normalized values:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import uuid
@@ -84,10 +85,8 @@ def parse_uuid(value: object, field: str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return uuid.UUID(value)
-        except ValueError:
-            pass
     raise ValidationError(field, f"{value!r} is not a UUID")
 
 
