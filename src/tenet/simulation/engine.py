@@ -162,8 +162,10 @@ def _flood_to_router(ctx: Ctx, view: TopologyView, state: StateView, peer: Port)
     if device is not None and peer.address is not None:
         ctx.tag(peer.id, device.id)
         ctx.note("port", peer.id, peer.name or str(peer.id), "ingress (flooded ARP)")
+        saved = ctx.in_port_id
         ctx.in_port_id = peer.id
         router.process(ctx, view, state, device, peer)
+        ctx.in_port_id = saved
 
 
 def _finish(
@@ -263,7 +265,8 @@ def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> Non
         ctx.note("verdict", None, "", "reject: no answer for a non-IPv4 packet (yet)")
         return
     back_to = ctx.in_port_id
-    src, dst = match.eth_dst, match.eth_src
+    # to the previous hop as the packet is now: its source MAC may be a router's
+    src, dst = match.eth_dst, ctx.current.get("eth_src", match.eth_src)
     port = view.ports.get(back_to)
     if port is not None and port.mac is not None and port.device_type is DeviceType.ROUTER:
         src = mac_bytes(port.mac)
