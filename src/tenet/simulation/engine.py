@@ -266,7 +266,8 @@ def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> Non
         return
     back_to = ctx.in_port_id
     # to the previous hop as the packet is now: its source MAC may be a router's
-    src, dst = match.eth_dst, ctx.current.get("eth_src", match.eth_src)
+    src = ctx.current.get("eth_dst", match.eth_dst)
+    dst = ctx.current.get("eth_src", match.eth_src)
     port = view.ports.get(back_to)
     if port is not None and port.mac is not None and port.device_type is DeviceType.ROUTER:
         src = mac_bytes(port.mac)
