@@ -115,6 +115,16 @@ class AgentCore:
             self.sync_ports()
         return tags
 
+    def hold(self, records: Iterable[Record]) -> None:
+        """Records newly reachable (fetched on demand): part of the picture from now on."""
+        added = False
+        for record in records:
+            self.records[record.id] = record
+            added = True
+        if added:
+            self._view = None
+            self.sync_ports()
+
     def invalidate(self, tags: set[str]) -> int:
         gone = self.flows.invalidate(tags)
         for flow in gone:

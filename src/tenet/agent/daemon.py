@@ -4,7 +4,8 @@ It owns the I/O: the store (a lease for the host's liveness and everything it
 writes; one watch on all of tenet's keys), the datapath, and the clock. One
 loop, one thread (the datapath has its own for packets):
 
-    store events  -> core.apply (objects) / learned.apply + core.invalidate (learned)
+    store events  -> reach.accept + core.apply (objects this host's ports reach, fetched
+                     on demand) / learned.apply + core.invalidate (learned state)
     upcalls       -> core.handle -> learned state written under the lease
     every second  -> lease keepalive, counters published, idle flows expired
 
@@ -25,6 +26,7 @@ from types import FrameType
 
 from tenet.agent.core import AgentCore
 from tenet.agent.learned import LEARNED, LearnedState, to_put
+from tenet.agent.reach import Reach
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.userspace import UserspaceDatapath
 from tenet.errors import WatchCompacted
@@ -65,13 +67,16 @@ class Agent:
         self.datapath = UserspaceDatapath(underlay, vxlan_port=vxlan_port)
         self.learned = LearnedState()
         self.core = AgentCore(host_id, self.datapath, self.learned)
+        self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._revision = self._load()
 
     def _load(self) -> int:
-        records, revision = self.objects.snapshot()
+        """Load what this host's ports reach; returns the revision to watch after."""
+        revision = self.store.revision()  # changes while loading are replayed by the watch
+        records = self.reach.load()
         self.learned.load(self.store.list(LEARNED).items)
-        self.core.load(records)
+        self.core.load(records.values())
         return revision
 
     def run(self) -> None:
@@ -101,7 +106,10 @@ class Agent:
         for event in events:
             obj = decode_event(event)
             if obj is not None:
-                self.core.apply(obj)
+                more = self.reach.accept(obj)
+                if more is not None:  # a record this host holds, or now needs
+                    self.core.apply(obj)
+                    self.core.hold(more)
                 continue
             tag = self.learned.apply(event)
             if tag is not None:

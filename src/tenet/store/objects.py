@@ -70,6 +70,7 @@ ATTEMPTS = 32
 BACKOFF = 0.002  # seconds; doubled per attempt up to BACKOFF_MAX, with jitter
 BACKOFF_MAX = 0.1
 TUNNEL_KEY_NEXT = META + "tunnel_key_next"
+CHILDREN = INDEX + "children/"
 IMMUTABLE = ("tenant_id", "device_id", "device_type", "chain_id", "router_id")
 
 
@@ -229,7 +230,17 @@ class ObjectStore:
         hook = _PREPARE.get(type(new))
         if hook is not None:
             new = hook(work, old, new, position)
+        _index_children(work, old, new)
         return new
+
+    def children(self, parent: uuid.UUID) -> Sequence[tuple[type[Record], uuid.UUID]]:
+        """The records that name ``parent`` in a cascading reference (a device's ports,
+        a router's routes, a chain's rules, a host's bindings...), read by key."""
+        out = []
+        for kv in self.store.list(f"{CHILDREN}{parent}/").items:
+            kind_name, _, ident = kv.key.removeprefix(f"{CHILDREN}{parent}/").partition("/")
+            out.append((KINDS[kind_name], uuid.UUID(ident)))
+        return out
 
     def _check_refs(self, work: UnitOfWork, new: Record) -> None:
         if isinstance(new, TenantRecord) and work.get(Tenant, new.tenant_id) is None:
@@ -257,6 +268,7 @@ class ObjectStore:
         if isinstance(record, Tenant):
             _refuse_if_owning(work, record)
         work.delete(record)
+        _index_children(work, record, None)
         for ref in REFS_TO.get(type(record), ()):
             for referrer in work.list(ref.source):
                 if record.id not in ref.ids(referrer) or work.is_deleted(referrer):
@@ -303,6 +315,26 @@ def _refuse_if_owning(work: UnitOfWork, tenant: Tenant) -> None:
                 f"tenant {tenant.id} still owns {len(owned)} {kind.KIND.replace('_', ' ')}; "
                 "delete them first"
             )
+
+
+def _child_keys(record: Record | None) -> set[str]:
+    """The index keys that list ``record`` under each parent it cascades from."""
+    if record is None:
+        return set()
+    return {
+        f"{CHILDREN}{parent}/{record.KIND}/{record.id}"
+        for ref in REFS_FROM.get(type(record), ())
+        if ref.on_delete is OnDelete.CASCADE and not ref.many
+        for parent in ref.ids(record)
+    }
+
+
+def _index_children(work: UnitOfWork, old: Record | None, new: Record | None) -> None:
+    before, after = _child_keys(old), _child_keys(new)
+    for key in before - after:
+        work.write_raw(key, None)
+    for key in after - before:
+        work.write_raw(key, b"")
 
 
 # -- per-kind rules ------------------------------------------------------------
