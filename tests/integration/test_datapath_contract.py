@@ -13,18 +13,21 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
 
 from tenet.packets import UDP, Ethernet, IPv4, Packet, extract_match, mac_from_str
 from tenet.packets.ipv4 import header_checksum_ok
+from tenet.packets.vxlan import VXLAN, VXLAN_PORT
 
 from .netns import Lab, Vm, netns_exec
 
 pytestmark = pytest.mark.integration
 
 BACKENDS = {"userspace": "UserspaceDatapath(IPv4Address(sys.argv[1]))"}
+RUNNING: list[subprocess.Popen[str]] = []
 
 DRIVER = """
     import json, sys, time
@@ -63,7 +66,7 @@ SEND = """
 CAPTURE = """
     import socket, sys, time
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    sock.bind(("eth0", 0)); sock.settimeout(0.1)
+    sock.bind((sys.argv[3], 0)); sock.settimeout(0.1)
     marker = bytes.fromhex(sys.argv[2])
     print("ready", flush=True)
     got = []
@@ -91,6 +94,7 @@ class Driver:
             stderr=subprocess.PIPE,
             text=True,
         )
+        RUNNING.append(self.proc)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line, self.proc.stderr.read() if self.proc.stderr else "driver died"
@@ -98,16 +102,20 @@ class Driver:
 
     def finish(self) -> dict[str, object]:
         out, err = self.proc.communicate("go\n", timeout=60)
+        RUNNING.remove(self.proc)
         assert self.proc.returncode == 0, err
         report: dict[str, object] = json.loads(out.strip().splitlines()[-1])
         return report
 
 
-def capture(vm: Vm, seconds: float, marker: bytes) -> subprocess.Popen[str]:
+def capture(
+    vm: Vm | str, seconds: float, marker: bytes, ifname: str = "eth0"
+) -> subprocess.Popen[str]:
+    """Frames holding ``marker`` seen on ``ifname`` of a VM (or of a namespace by name)."""
+    ns = vm if isinstance(vm, str) else vm.ns
+    code = textwrap.dedent(CAPTURE)
     proc = subprocess.Popen(
-        netns_exec(
-            vm.ns, sys.executable, "-c", textwrap.dedent(CAPTURE), str(seconds), marker.hex()
-        ),
+        netns_exec(ns, sys.executable, "-c", code, str(seconds), marker.hex(), ifname),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -136,8 +144,13 @@ def udp(src: Vm, dst: Vm, marker: bytes, sport: int = 4000) -> bytes:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield str(request.param)
+    while RUNNING:  # a test that failed half-way: stop its drivers by PID
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def one_host(lab: Lab) -> tuple[str, IPv4Address, Vm, Vm]:
@@ -216,8 +229,17 @@ def test_a_tunnel_carries_the_key_to_the_other_host(lab: Lab, backend: str) -> N
     )
     receiver = Driver(backend, ns2, addr2, {"ports": [vm3.host_if], "tunnel_ports": [[77, 0]]})
     cap = capture(vm3, 2, b"conformance-tunnel")
+    wire = capture(ns2, 2, b"conformance-tunnel", ifname="ul0")
     send(vm1, frame)
     assert captured(cap) == [frame]  # delivered unchanged, straight to the key's port
+    (outer,) = captured(wire)
+    pkt = Packet.parse(outer)
+    assert isinstance(pkt.net, IPv4)
+    assert (pkt.net.src, pkt.net.dst) == (addr1, addr2)
+    assert isinstance(pkt.transport, UDP)
+    assert pkt.transport.dst_port == VXLAN_PORT
+    vxlan, inner = VXLAN.parse(pkt.payload)
+    assert (vxlan.vni, inner) == (77, frame)
     sent, got = sender.finish(), receiver.finish()
     assert sent["stats"]["tunnel_tx"] == 1  # type: ignore[index]
     assert got["stats"]["tunnel_rx"] == 1  # type: ignore[index]
