@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import uuid
 from dataclasses import asdict
@@ -30,6 +31,7 @@ from tenet.agent.reach import Reach
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.userspace import UserspaceDatapath
 from tenet.errors import WatchCompacted
+from tenet.model import Host
 from tenet.simulation.result import StateWrite
 from tenet.store import Event, Put, Store, open_store
 from tenet.store.objects import ObjectStore, decode_event
@@ -147,5 +149,12 @@ def main(host_id: uuid.UUID, store_url: str, underlay: IPv4Address, vxlan_port: 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"tenet agent: host {host_id}, underlay {underlay}, userspace datapath", flush=True)
+    if agent.objects.find(Host, host_id) is None:
+        print(
+            f"tenet agent: no host {host_id} in the store yet; ports are bound once it "
+            "exists and bindings name it",
+            file=sys.stderr,
+            flush=True,
+        )
     agent.run()
     return 0
