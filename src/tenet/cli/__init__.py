@@ -8,6 +8,7 @@ import uuid
 from ipaddress import IPv4Address
 
 from tenet import __version__
+from tenet.errors import TenetError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         from tenet.agent.daemon import main as agent_main
 
-        return agent_main(args.host_id, args.store, args.underlay, args.vxlan_port)
+        try:
+            return agent_main(args.host_id, args.store, args.underlay, args.vxlan_port)
+        except (TenetError, OSError) as exc:  # bad input or an address not on this host
+            parser.exit(2, f"tenet agent: {exc}\n")
     if args.command == "demo":
         from tenet.cli.demo import run
 
