@@ -138,7 +138,13 @@ class UserspaceDatapath:
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         _deep_buffers(self._udp)
-        self._udp.bind((str(underlay), vxlan_port))
+        try:
+            self._udp.bind((str(underlay), vxlan_port))
+        except OSError as exc:
+            self._udp.close()
+            raise OSError(
+                exc.errno, f"cannot take VXLAN port {underlay}:{vxlan_port}: {exc.strerror}"
+            ) from exc
         self._udp.setblocking(False)
         self._selector.register(self._udp, selectors.EVENT_READ, 0)
         self._stop = threading.Event()
