@@ -18,7 +18,7 @@ from tenet.agent.learned import MACS
 from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
 
 from .netns import Lab, netns_exec
-from .topo import World, ping, wait_for
+from .topo import World, one_bridge_two_hosts, ping, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -110,11 +110,7 @@ def test_tenants_with_overlapping_addresses_never_see_each_other(lab: Lab, tmp_p
 def test_changes_stop_affected_flows_within_a_second(lab: Lab, tmp_path: Path) -> None:
     world = World(lab, tmp_path / "store.db")
     try:
-        world.add_hosts(2)
-        acme = world.tenant("acme")
-        net = world.bridge(acme, "net")
-        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
-        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        acme, net, (vm1, vm2) = one_bridge_two_hosts(world)
         vm3 = world.vm(acme, net, 1, "02:00:00:00:00:03", "10.0.0.3/24")
         world.start_agents()
         for vm in (vm2, vm3):
@@ -146,11 +142,7 @@ def test_changes_stop_affected_flows_within_a_second(lab: Lab, tmp_path: Path) -
 def test_a_killed_agent_resyncs_and_traffic_resumes(lab: Lab, tmp_path: Path) -> None:
     world = World(lab, tmp_path / "store.db")
     try:
-        world.add_hosts(2)
-        acme = world.tenant("acme")
-        net = world.bridge(acme, "net")
-        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
-        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        _, _, (vm1, vm2) = one_bridge_two_hosts(world)
         world.start_agents()
         assert ping(vm1, vm2.ip).returncode == 0
         victim = lab.agents[0]
@@ -192,11 +184,7 @@ INJECT = """
 def test_malformed_frames_are_counted_and_the_agent_keeps_running(lab: Lab, tmp_path: Path) -> None:
     world = World(lab, tmp_path / "store.db")
     try:
-        world.add_hosts(2)
-        acme = world.tenant("acme")
-        net = world.bridge(acme, "net")
-        vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
-        vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+        _, _, (vm1, vm2) = one_bridge_two_hosts(world)
         world.start_agents()
         subprocess.run(
             netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(INJECT), vm1.mac),

@@ -140,3 +140,15 @@ def ping(
         text=True,
         timeout=30 + count * interval,
     )
+
+
+def one_bridge_two_hosts(world: World, vms: int = 2) -> tuple[Tenant, Bridge, list[Vm]]:
+    """Tenant "acme", one bridge, 10.0.0.N on alternate hosts (vm1 on host 0, ...)."""
+    world.add_hosts(2)
+    acme = world.tenant("acme")
+    net = world.bridge(acme, "net")
+    made = [
+        world.vm(acme, net, n % 2, f"02:00:00:00:00:0{n + 1}", f"10.0.0.{n + 1}/24")
+        for n in range(vms)
+    ]
+    return acme, net, made
