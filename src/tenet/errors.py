@@ -131,3 +131,7 @@ class PacketError(TenetError):
     """A frame is truncated or malformed. The only error packet parsing raises."""
 
     status = 400
+
+
+class DatapathUnavailable(TenetError):
+    """This host cannot run the requested datapath (the reason says what is missing)."""

@@ -4,7 +4,7 @@ Each test runs a small driver inside a host namespace that opens the datapath
 there, applies what the test asks (flows, tunnel ports), and reports counters and
 upcalls as JSON; frames are sent and captured with AF_PACKET sockets inside the
 VMs' namespaces. ``BACKENDS`` maps a backend's name to the expression that opens
-it in the driver (the kernel backend joins it in its issue).
+it in the driver.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from tenet.packets import UDP, Ethernet, IPv4, Packet, extract_match, mac_from_str
+from tenet.packets import (
+    ARP,
+    BROADCAST_MAC,
+    UDP,
+    Ethernet,
+    IPv4,
+    Packet,
+    extract_match,
+    mac_from_str,
+)
 from tenet.packets.ipv4 import header_checksum_ok
 from tenet.packets.vxlan import VXLAN, VXLAN_PORT
 
@@ -26,13 +35,17 @@ from .netns import Lab, Vm, netns_exec
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = {"userspace": "UserspaceDatapath(IPv4Address(sys.argv[1]))"}
+BACKENDS = {
+    "userspace": "UserspaceDatapath(IPv4Address(sys.argv[1]))",
+    "kernel": "KernelDatapath(IPv4Address(sys.argv[1]), name=f'conformance-{os.getpid()}')",
+}
 RUNNING: list[subprocess.Popen[str]] = []
 
 DRIVER = """
-    import json, sys, time
+    import json, os, sys, time
     from ipaddress import IPv4Address
     from tenet.datapath.base import Output, Tunnel
+    from tenet.datapath.kernel import KernelDatapath
     from tenet.datapath.userspace import UserspaceDatapath
     from tenet.packets import extract_match
     from tenet.simulation.result import DecTtl, SetEthDst, SetEthSrc, SetIpDst, SetL4Dst
@@ -186,6 +199,8 @@ def test_a_flow_rewrites_and_forwards(lab: Lab, backend: str) -> None:
     assert header_checksum_ok(out[14:])
     assert pkt.build() == out, "the UDP checksum was not updated"
     assert report["flows"] == [[1, len(frame)]]
+    if backend == "kernel":  # forwarded in the kernel, not by the Python side
+        assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]
 
 
 def test_a_drop_flow_drops_and_counts(lab: Lab, backend: str) -> None:
@@ -199,6 +214,8 @@ def test_a_drop_flow_drops_and_counts(lab: Lab, backend: str) -> None:
     assert captured(cap) == []
     report = driver.finish()
     assert report["flows"] == [[3, 3 * len(frame)]]
+    if backend == "kernel":
+        assert report["stats"]["kernel_hits"] == 3  # type: ignore[index]
 
 
 def test_a_miss_is_one_upcall_per_packet(lab: Lab, backend: str) -> None:
@@ -244,3 +261,39 @@ def test_a_tunnel_carries_the_key_to_the_other_host(lab: Lab, backend: str) -> N
     assert sent["stats"]["tunnel_tx"] == 1  # type: ignore[index]
     assert got["stats"]["tunnel_rx"] == 1  # type: ignore[index]
     assert got["upcalls"] == []
+
+
+def test_frames_the_fast_path_cannot_hold_are_forwarded_by_the_flow(lab: Lab, backend: str) -> None:
+    """An ARP flow (the kernel program does not read ARP) still forwards, and counts."""
+    ns, address, vm1, vm2 = one_host(lab)
+    arp = ARP.request(mac_from_str(vm1.mac), IPv4Address(vm1.ip), IPv4Address(vm2.ip))
+    frame = Packet(Ethernet(BROADCAST_MAC, mac_from_str(vm1.mac), 0x0806), arp, None, b"").build()
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {"ports": [vm1.host_if, vm2.host_if], "flows": [[frame.hex(), "[Output(ports[1])]"]]},
+    )
+    cap = capture(vm2, 1.5, frame[22:42])
+    send(vm1, frame, frame)
+    assert captured(cap) == [frame, frame]
+    report = driver.finish()
+    assert report["flows"] == [[2, 2 * len(frame)]]
+
+
+def test_malformed_frames_are_counted_and_forwarding_goes_on(lab: Lab, backend: str) -> None:
+    ns, address, vm1, vm2 = one_host(lab)
+    good = udp(vm1, vm2, b"conformance-after-junk")
+    bad = [good[: 14 + n] for n in (1, 10, 19)]  # IPv4 headers cut short
+    bad.append(bytes([*good[:14], 0x35, *good[15:42]]))  # IP version 3, and cut short
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {"ports": [vm1.host_if, vm2.host_if], "flows": [[good.hex(), "[Output(ports[1])]"]]},
+    )
+    cap = capture(vm2, 1.5, b"conformance-after-junk")
+    send(vm1, *bad, good)
+    assert captured(cap) == [good]
+    report = driver.finish()
+    assert report["stats"]["malformed"] >= len(bad)  # type: ignore[index,operator]

@@ -71,7 +71,7 @@ class Compiled:
     last_used: float = 0.0
 
 
-def _compile(actions: Sequence[DpAction]) -> Compiled:
+def compile_actions(actions: Sequence[DpAction]) -> Compiled:
     rewrites: list[Rewrite] = []
     outputs: list[int | Encap] = []
     for action in actions:
@@ -183,7 +183,7 @@ class UserspaceDatapath:
 
     # -- flows ----------------------------------------------------------------------------
     def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None:
-        compiled = _compile(actions)
+        compiled = compile_actions(actions)
         compiled.last_used = time.monotonic()
         with self._lock:
             self._flows[match] = compiled
@@ -201,7 +201,7 @@ class UserspaceDatapath:
         return [FlowStats(m, f.packets, f.bytes, f.last_used) for m, f in items]
 
     def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None:
-        self._apply(_compile(actions), frame)
+        self._apply(compile_actions(actions), frame)
 
     def set_tunnel_port(self, key: int, port_no: int) -> None:
         with self._lock:
