@@ -11,10 +11,16 @@ from .netns import Lab, leftovers
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
+def datapath(request: pytest.FixtureRequest) -> str:
+    """The agents' datapath; agent test modules parametrize it over both backends."""
+    return str(getattr(request, "param", "userspace"))
+
+
+@pytest.fixture
+def lab(datapath: str) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("integration tests need root (network namespaces)")
-    made = Lab()
+    made = Lab(datapath=datapath)
     made.start()
     try:
         yield made

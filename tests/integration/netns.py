@@ -48,6 +48,7 @@ class Lab:
     hosts: list[str] = field(default_factory=list)
     vms: dict[str, Vm] = field(default_factory=dict)
     agents: list[subprocess.Popen[str]] = field(default_factory=list)
+    datapath: str = "userspace"
     addresses: dict[str, IPv4Address] = field(default_factory=dict)
 
     @property
@@ -119,8 +120,11 @@ class Lab:
         return vm
 
     def run_agent(self, host_ns: str, host_id: str, store: Path, underlay: IPv4Address) -> None:
-        cmd = netns_exec(
-            host_ns,
+        # nsenter joins only the network namespace: `ip netns exec` would also remount
+        # /sys and hide bpffs, where the kernel datapath pins its maps across restarts
+        cmd = [
+            "nsenter",
+            f"--net=/run/netns/{host_ns}",
             sys.executable,
             "-m",
             "tenet",
@@ -131,7 +135,9 @@ class Lab:
             f"sqlite://{store}",
             "--underlay",
             str(underlay),
-        )
+            "--datapath",
+            self.datapath,
+        ]
         self.agents.append(
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )

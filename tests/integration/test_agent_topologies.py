@@ -20,7 +20,10 @@ from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
 from .netns import Lab, netns_exec
 from .topo import World, one_bridge_two_hosts, ping, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("datapath", ["userspace", "kernel"], indirect=True),
+]
 
 
 def ttls(output: str) -> set[int]:

@@ -30,7 +30,10 @@ from tenet.store.objects import ObjectStore
 
 from .netns import Lab, netns_exec
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("datapath", ["userspace", "kernel"], indirect=True),
+]
 
 
 def wait_for(what: str, check: object, timeout: float = 20) -> None:
@@ -100,7 +103,9 @@ CLIENT = """
 """
 
 
-def test_ping_and_a_10_mb_transfer_across_two_hosts(lab: Lab, tmp_path: Path) -> None:
+def test_ping_and_a_10_mb_transfer_across_two_hosts(
+    lab: Lab, tmp_path: Path, datapath: str
+) -> None:
     store, hosts = two_hosts_one_bridge(lab, tmp_path / "store.db")
     try:
         vm1, vm2 = lab.vms["vm1"], lab.vms["vm2"]
@@ -140,5 +145,7 @@ def test_ping_and_a_10_mb_transfer_across_two_hosts(lab: Lab, tmp_path: Path) ->
 
         assert upcalls < 40, (upcalls, s1, s2)
         assert hits > 5000, (hits, s1, s2)
+        if datapath == "kernel":  # and those were forwarded without reaching Python
+            assert s1["kernel_hits"] + s2["kernel_hits"] > 5000, (s1, s2)
     finally:
         store.close()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from tenet.datapath.base import Datapath, DpAction, Output, Tunnel, Upcall
+from tenet.errors import PacketError
 from tenet.flows import FlowTable
 from tenet.model import (
     DhcpHost,
@@ -38,6 +39,7 @@ from tenet.model import (
     Rule,
     TunnelZoneMember,
 )
+from tenet.packets.synth import frame_of
 from tenet.simulation import (
     Emit,
     OutputLocal,
@@ -225,6 +227,42 @@ class AgentCore:
             if actions:
                 self.datapath.execute(emit.frame, 0, actions)
             self._emit(result.emit, now, depth + 1)
+
+    # -- a restart --------------------------------------------------------------------
+    def adopt(self, now: float) -> tuple[int, int, list[StateWrite]]:
+        """Take over the flows a previous run left forwarding in the datapath.
+
+        Each one is re-simulated, against the store as it is now, on a frame rebuilt
+        from its match: a flow whose outcome still installs a flow is kept (its
+        actions rewritten if the outcome changed) and tagged like a new one; the
+        rest (a port gone, a frame that cannot be rebuilt) are removed. Returns how
+        many were kept and removed, and the learned state to write.
+        """
+        kept = removed = 0
+        writes: list[StateWrite] = []
+        for stats in self.datapath.dump():
+            match = stats.match
+            if match in self.flows:
+                continue
+            port_id = self.port_id.get(match.in_port)
+            frame = frame_of(match) if port_id is not None and not match.tunnel_key else None
+            result = None
+            if frame is not None and port_id is not None:
+                try:
+                    result = simulate(frame, port_id, self.view, self.state, now)
+                except PacketError:
+                    result = None
+            if result is None or result.verdict not in (Verdict.FORWARD, Verdict.DROP):
+                self.datapath.delete(match)
+                removed += 1
+                continue
+            self.counters.simulations += 1
+            for evicted in self.flows.install(match, result, now):
+                self.datapath.delete(evicted.match)
+            self.datapath.install(match, self.translate(result))
+            writes += result.state
+            kept += 1
+        return kept, removed, writes
 
     # -- expiry -------------------------------------------------------------------------
     def expire(self, now: float) -> int:

@@ -29,8 +29,9 @@ from tenet.agent.core import AgentCore
 from tenet.agent.learned import LEARNED, LearnedState, to_put
 from tenet.agent.reach import Reach
 from tenet.clock import Clock, SystemClock
+from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
-from tenet.errors import WatchCompacted
+from tenet.errors import DatapathUnavailable, WatchCompacted
 from tenet.model import Host
 from tenet.simulation.result import StateWrite
 from tenet.store import Event, Put, Store, open_store
@@ -39,6 +40,28 @@ from tenet.store.objects import ObjectStore, decode_event
 HOSTS = "/tenet/v1/hosts/"
 LEASE_TTL = 5.0
 TICK = 1.0
+DATAPATHS = ("auto", "kernel", "userspace")
+
+
+def open_datapath(
+    kind: str, underlay: IPv4Address, vxlan_port: int, name: str
+) -> tuple[KernelDatapath | UserspaceDatapath, str]:
+    """The datapath ``kind`` names (``auto``: kernel if this host can run it), and a
+    sentence saying which one it is and, for ``auto`` falling back, why."""
+    if kind not in DATAPATHS:
+        raise DatapathUnavailable(f"datapath: must be one of {', '.join(DATAPATHS)}, not {kind!r}")
+    if kind in ("auto", "kernel"):
+        try:
+            return KernelDatapath(underlay, vxlan_port=vxlan_port, name=name), "kernel datapath"
+        except DatapathUnavailable as exc:
+            if kind == "kernel":
+                raise
+            why = str(exc)
+        return (
+            UserspaceDatapath(underlay, vxlan_port=vxlan_port),
+            f"userspace datapath (the kernel datapath is unavailable: {why})",
+        )
+    return UserspaceDatapath(underlay, vxlan_port=vxlan_port), "userspace datapath"
 
 
 def alive_key(host_id: uuid.UUID) -> str:
@@ -57,6 +80,8 @@ class Agent:
         underlay: IPv4Address,
         *,
         vxlan_port: int = 4789,
+        datapath: str = "userspace",
+        pin_name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.host_id = host_id
@@ -64,7 +89,10 @@ class Agent:
         self.objects = ObjectStore(store)
         self.clock = clock or SystemClock()
         self.stop = threading.Event()
-        self.datapath = UserspaceDatapath(underlay, vxlan_port=vxlan_port)
+        self.datapath, self.datapath_kind = open_datapath(
+            datapath, underlay, vxlan_port, pin_name or str(host_id)
+        )
+        self.adopted = (0, 0)
         self.lease = store.grant_lease(LEASE_TTL)
         store.put(alive_key(host_id), str(underlay).encode(), lease=self.lease)
         self.learned = LearnedState()
@@ -72,6 +100,10 @@ class Agent:
         self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._revision = self._load()
+        if isinstance(self.datapath, KernelDatapath) and self.datapath.adopted:
+            kept, removed, writes = self.core.adopt(self.clock.monotonic())
+            self.adopted = (kept, removed)
+            self._write(writes)
 
     def _load(self) -> int:
         """Load what this host's ports reach; returns the revision to watch after."""
@@ -132,6 +164,7 @@ class Agent:
         self.core.expire(now)
         stats = {**asdict(self.core.counters), **self.datapath.stats()}
         stats["flows_in_table"] = len(self.core.flows)
+        stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
         self.store.txn([], [Put(stats_key(self.host_id), json.dumps(stats).encode(), self.lease)])
 
     def close(self) -> None:
@@ -140,15 +173,36 @@ class Agent:
         self.store.close()
 
 
-def main(host_id: uuid.UUID, store_url: str, underlay: IPv4Address, vxlan_port: int) -> int:
-    agent = Agent(host_id, open_store(store_url), underlay, vxlan_port=vxlan_port)
+def main(
+    host_id: uuid.UUID,
+    store_url: str,
+    underlay: IPv4Address,
+    vxlan_port: int,
+    datapath: str = "auto",
+    pin_name: str | None = None,
+) -> int:
+    agent = Agent(
+        host_id,
+        open_store(store_url),
+        underlay,
+        vxlan_port=vxlan_port,
+        datapath=datapath,
+        pin_name=pin_name,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"tenet agent: host {host_id}, underlay {underlay}, userspace datapath", flush=True)
+    print(f"tenet agent: host {host_id}, underlay {underlay}, {agent.datapath_kind}", flush=True)
+    if agent.adopted != (0, 0):
+        kept, removed = agent.adopted
+        print(
+            f"tenet agent: found {kept + removed} flows of a previous run still forwarding: "
+            f"{kept} re-validated against the store and kept, {removed} removed",
+            flush=True,
+        )
     if agent.objects.find(Host, host_id) is None:
         print(
             f"tenet agent: no host {host_id} in the store yet; ports are bound once it "

@@ -21,12 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--store", required=True, help="store URL, e.g. sqlite:///var/lib/tenet.db")
     agent.add_argument("--underlay", required=True, type=IPv4Address, help="tunnel address")
     agent.add_argument("--vxlan-port", type=int, default=4789, help="VXLAN UDP port")
+    agent.add_argument(
+        "--datapath",
+        choices=("auto", "kernel", "userspace"),
+        default="auto",
+        help="the fast path: kernel (tc eBPF), userspace (Python), or auto (kernel if it can)",
+    )
     args = parser.parse_args(argv)
     if args.command == "agent":
         from tenet.agent.daemon import main as agent_main
 
         try:
-            return agent_main(args.host_id, args.store, args.underlay, args.vxlan_port)
+            return agent_main(
+                args.host_id, args.store, args.underlay, args.vxlan_port, datapath=args.datapath
+            )
         except (TenetError, OSError) as exc:  # bad input or an address not on this host
             parser.exit(2, f"tenet agent: {exc}\n")
     if args.command == "demo":

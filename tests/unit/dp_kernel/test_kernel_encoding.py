@@ -1,0 +1,80 @@
+"""The kernel datapath's map encodings: keys round-trip; what it cannot apply stays in Python."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+from tenet.datapath.base import Output, Tunnel
+from tenet.datapath.kernel import (
+    F_ETH_DST,
+    F_IP_SRC,
+    F_L4_DST,
+    F_USERSPACE,
+    KEY,
+    MAX_OUT,
+    OUT,
+    VALUE_HEAD,
+    VALUE_SIZE,
+    kernel_key,
+    kernel_value,
+    match_of_key,
+    value_stats,
+)
+from tenet.packets import FlowMatch, extract_match
+from tenet.packets.synth import frame_of
+from tenet.simulation.result import DecTtl, SetEthDst, SetIpSrc, SetL4Dst
+
+TCP = FlowMatch(
+    7, 0, b"\x02" * 6, b"\x04" * 6, 0, 0, 0x0800, bytes([10, 0, 0, 1]), bytes([10, 0, 1, 2]),
+    6, 0, 64, 0, 40000, 80, 0x18,
+)  # fmt: skip
+
+
+def test_layouts_match_the_c_structs() -> None:
+    assert KEY.size == 40  # struct flow_key
+    assert (VALUE_HEAD.size, OUT.size, VALUE_SIZE) == (56, 12, 56 + 12 * MAX_OUT)
+
+
+def test_a_key_round_trips_to_its_match() -> None:
+    key = kernel_key(TCP)
+    assert key is not None
+    assert match_of_key(key) == TCP
+    frame = frame_of(TCP)
+    assert frame is not None
+    assert match_of_key(key) == extract_match(frame, 7)
+
+
+def test_frames_the_program_does_not_read_have_no_key() -> None:
+    assert kernel_key(FlowMatch(1, eth_type=0x0806)) is None
+    assert kernel_key(TCP._replace(vlan=0x1001)) is None
+    assert kernel_key(TCP._replace(ip_src=bytes(16), ip_dst=bytes(16))) is None
+
+
+def test_actions_are_encoded_for_the_program() -> None:
+    actions = [
+        SetEthDst(b"\x06" * 6),
+        SetIpSrc(IPv4Address("192.0.2.1")),
+        SetL4Dst(8080),
+        DecTtl(1),
+        Output(9),
+        Tunnel(IPv4Address("10.250.0.2"), 77),
+    ]
+    value = kernel_value(actions, vxlan_ifindex=3, now_ns=5_000_000_000)
+    assert len(value) == VALUE_SIZE
+    fields = VALUE_HEAD.unpack_from(value)
+    flags, dec_ttl, n_out, _l4_src, l4_dst = fields[3:8]
+    assert flags == F_ETH_DST | F_IP_SRC | F_L4_DST
+    assert (dec_ttl, n_out, l4_dst) == (1, 2, 8080)
+    assert fields[9] == b"\x06" * 6
+    assert fields[11] == bytes([192, 0, 2, 1])
+    outs = [OUT.unpack_from(value, VALUE_HEAD.size + i * OUT.size) for i in range(2)]
+    assert outs == [(9, 0, 0), (3, int(IPv4Address("10.250.0.2")), 77)]
+    assert value_stats(value) == (0, 0, 5.0)
+
+
+def test_what_the_program_cannot_apply_is_left_to_userspace() -> None:
+    flood = [Output(n) for n in range(MAX_OUT + 1)]
+    assert VALUE_HEAD.unpack_from(kernel_value(flood, 3, 0))[3] & F_USERSPACE
+    v6 = [SetIpSrc(IPv6Address("2001:db8::1")), Output(1)]
+    assert VALUE_HEAD.unpack_from(kernel_value(v6, 3, 0))[3] & F_USERSPACE
+    assert VALUE_HEAD.unpack_from(kernel_value([], 3, 0))[3:6] == (0, 0, 0)  # a drop
