@@ -14,6 +14,8 @@ Traffic only ever flows between these namespaces.
 from __future__ import annotations
 
 import secrets
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
+PIN_ROOT = "/sys/fs/bpf/tenet"  # where the kernel datapath pins a host's maps (by host id)
 UNDERLAY = "10.250.0.{}"
 VM_MTU = 1450  # room for the 50 bytes of VXLAN on a 1500-byte underlay
 
@@ -49,6 +52,10 @@ class Lab:
     vms: dict[str, Vm] = field(default_factory=dict)
     agents: list[subprocess.Popen[str]] = field(default_factory=list)
     datapath: str = "userspace"
+    # VMs leave checksums and segmentation to the "NIC" (the veth) unless the agents
+    # forward in Python, which must then see whole checksums (PLATFORM.md)
+    tx_offload: bool | None = None
+    pins: list[Path] = field(default_factory=list)
     addresses: dict[str, IPv4Address] = field(default_factory=dict)
 
     @property
@@ -111,15 +118,18 @@ class Lab:
         for link in ("lo", "eth0"):
             sh("ip", "-n", ns, "link", "set", link, "up")
         sh("ip", "-n", host_ns, "link", "set", host_if, "up")
-        # partial checksums would reach the far end unfinished (PLATFORM.md)
-        sh(*netns_exec(ns, "ethtool", "-K", "eth0", "tx", "off"))
+        offload = self.tx_offload if self.tx_offload is not None else self.datapath == "kernel"
+        if not offload:  # partial checksums would reach the far end unfinished
+            sh(*netns_exec(ns, "ethtool", "-K", "eth0", "tx", "off"))
         if gateway:
             sh("ip", "-n", ns, "route", "add", "default", "via", gateway)
         vm = Vm(f"vm{index}", ns, host_if, mac, cidr.split("/", maxsplit=1)[0])
         self.vms[vm.name] = vm
         return vm
 
-    def run_agent(self, host_ns: str, host_id: str, store: Path, underlay: IPv4Address) -> None:
+    def run_agent(
+        self, host_ns: str, host_id: str, store: Path, underlay: IPv4Address
+    ) -> subprocess.Popen[str]:
         # nsenter joins only the network namespace: `ip netns exec` would also remount
         # /sys and hide bpffs, where the kernel datapath pins its maps across restarts
         cmd = [
@@ -138,9 +148,18 @@ class Lab:
             "--datapath",
             self.datapath,
         ]
-        self.agents.append(
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.agents.append(proc)
+        self.pins.append(Path(PIN_ROOT) / host_id)
+        return proc
+
+    def started(self, proc: subprocess.Popen[str], timeout: float = 30) -> str:
+        """Wait for an agent's first line (printed once it is up); returns it."""
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("tenet agent:"), f"the agent did not start: {line!r}"
+        return line
 
     def close(self) -> list[str]:
         """Stop the agents (by PID) and remove every namespace; returns agents' stderr."""
@@ -156,6 +175,8 @@ class Lab:
             errors.append(err)
         for ns in [*(v.ns for v in self.vms.values()), *self.hosts, self.underlay_ns]:
             sh("ip", "netns", "del", ns, check=False)
+        for pin in self.pins:  # what a killed kernel-datapath agent left pinned
+            shutil.rmtree(pin, ignore_errors=True)
         return errors
 
 

@@ -152,7 +152,7 @@ def test_a_killed_agent_resyncs_and_traffic_resumes(lab: Lab, tmp_path: Path) ->
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         ns, host_id = world.hosts[0]
-        lab.run_agent(ns, str(host_id), world.path, lab.addresses[ns])
+        lab.started(lab.run_agent(ns, str(host_id), world.path, lab.addresses[ns]))
         wait_for("traffic", lambda: ping(vm1, vm2.ip, count=1).returncode == 0, timeout=30)
         assert world.store.get(alive_key(host_id)) is not None
         # learned MAC entries name ports that exist, on the bridge they were learned on

@@ -144,8 +144,11 @@ def test_ping_and_a_10_mb_transfer_across_two_hosts(
         # none for the thousands of packets after them
 
         assert upcalls < 40, (upcalls, s1, s2)
-        assert hits > 5000, (hits, s1, s2)
-        if datapath == "kernel":  # and those were forwarded without reaching Python
-            assert s1["kernel_hits"] + s2["kernel_hits"] > 5000, (s1, s2)
+        if datapath == "kernel":
+            # forwarded without reaching Python; VMs keep TSO here, so a "packet" is up
+            # to 64 KB and 10 MB is a few hundred of them
+            assert s1["kernel_hits"] + s2["kernel_hits"] > 10 * upcalls, (s1, s2)
+        else:
+            assert hits > 5000, (hits, s1, s2)
     finally:
         store.close()

@@ -79,8 +79,10 @@ def test_a_killed_agent_leaves_the_kernel_forwarding(lab: Lab, tmp_path: Path) -
         assert sink.stdout is not None
         assert sink.stdout.readline().strip() == "listening"
         source = subprocess.Popen(
-            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(SOURCE), vm2.ip, "6")
+            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(SOURCE), vm2.ip, "9")
         )
+        # 9 s: past the killed agents' leases (5 s), whose learned MACs then expire and
+        # invalidate the adopted flows while the transfer runs
         time.sleep(1.5)  # the transfer is in its stride: flows are in the kernel
         killed_at = time.monotonic()
         for agent in lab.agents:
@@ -101,7 +103,9 @@ def test_a_killed_agent_leaves_the_kernel_forwarding(lab: Lab, tmp_path: Path) -
             wait_for("counters", lambda n=n: "upcalls" in world.stats(n), timeout=10)
         assert world.stats(0)["flows_adopted"] + world.stats(1)["flows_adopted"] > 0
         upcalls_after = world.stats(0)["upcalls"] + world.stats(1)["upcalls"]
-        assert upcalls_after < 40, upcalls_after
+        # a handful per flow, twice: at the start, and once the dead agents' MAC entries
+        # expired (thousands of packets went by meanwhile)
+        assert upcalls_after < 100, upcalls_after
         chain = world.objects.create(Chain(tenant_id=acme.id, name="stop")).record
         world.objects.create(
             Rule(

@@ -63,8 +63,12 @@ class World:
             self.lab.addresses[ns] = address
 
     def start_agents(self) -> None:
-        for ns, host_id in self.hosts:
+        procs = [
             self.lab.run_agent(ns, str(host_id), self.path, self.lab.addresses[ns])
+            for ns, host_id in self.hosts
+        ]
+        for proc in procs:  # up: its datapath open, its state loaded (and flows adopted)
+            self.lab.started(proc)
         for _, host_id in self.hosts:
             wait_for(f"agent {host_id}", lambda h=host_id: self.store.get(alive_key(h)) is not None)
 

@@ -192,7 +192,7 @@ class AgentCore:
                 self.datapath.delete(evicted.match)
             self.datapath.install(upcall.match, actions)
             self.counters.flows_installed += 1
-        if actions:
+        if actions and not upcall.truncated:
             self.datapath.execute(upcall.frame, upcall.port_no, actions)
         self._emit(result.emit, now, depth=0)
         return list(result.state)

@@ -72,6 +72,13 @@ def stats_key(host_id: uuid.UUID) -> str:
     return f"{HOSTS}{host_id}/stats"
 
 
+def applied_key(host_id: uuid.UUID) -> str:
+    """The store revision up to which this host's agent has applied object changes
+    (its flows invalidated), like OVN's ``hv_cfg``: a client that made a change at
+    revision R knows it took effect on a host once this is at least R."""
+    return f"{HOSTS}{host_id}/applied"
+
+
 class Agent:
     def __init__(
         self,
@@ -83,12 +90,13 @@ class Agent:
         datapath: str = "userspace",
         pin_name: str | None = None,
         clock: Clock | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.host_id = host_id
         self.store = store
         self.objects = ObjectStore(store)
         self.clock = clock or SystemClock()
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.datapath, self.datapath_kind = open_datapath(
             datapath, underlay, vxlan_port, pin_name or str(host_id)
         )
@@ -100,6 +108,7 @@ class Agent:
         self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._revision = self._load()
+        self._applied(self._revision)
         if isinstance(self.datapath, KernelDatapath) and self.datapath.adopted:
             kept, removed, writes = self.core.adopt(self.clock.monotonic())
             self.adopted = (kept, removed)
@@ -123,6 +132,7 @@ class Agent:
                 except WatchCompacted:
                     watch.close()
                     self._revision = self._load()
+                    self._applied(self._revision)
                     watch = self.store.watch("/tenet/v1/", self._revision + 1)
                 if self.datapath.failure is not None:
                     raise RuntimeError("the datapath thread failed") from self.datapath.failure
@@ -137,9 +147,11 @@ class Agent:
             self.close()
 
     def _events(self, events: list[Event]) -> None:
+        applied = 0
         for event in events:
             obj = decode_event(event)
             if obj is not None:
+                applied = event.revision
                 more = self.reach.accept(obj)
                 if more is not None:  # a record this host holds, or now needs
                     self.core.apply(obj)
@@ -148,6 +160,11 @@ class Agent:
             tag = self.learned.apply(event)
             if tag is not None:
                 self.core.invalidate({tag})
+        if applied:
+            self._applied(applied)
+
+    def _applied(self, revision: int) -> None:
+        self.store.put(applied_key(self.host_id), str(revision).encode(), lease=self.lease)
 
     def _write(self, writes: list[StateWrite]) -> None:
         puts = []
@@ -181,6 +198,13 @@ def main(
     datapath: str = "auto",
     pin_name: str | None = None,
 ) -> int:
+    stopping = threading.Event()  # a signal while starting up stops it cleanly too
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     agent = Agent(
         host_id,
         open_store(store_url),
@@ -188,13 +212,8 @@ def main(
         vxlan_port=vxlan_port,
         datapath=datapath,
         pin_name=pin_name,
+        stop=stopping,
     )
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        agent.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     print(f"tenet agent: host {host_id}, underlay {underlay}, {agent.datapath_kind}", flush=True)
     if agent.adopted != (0, 0):
         kept, removed = agent.adopted

@@ -43,6 +43,7 @@ class Upcall:
     frame: bytes
     match: FlowMatch
     tunnel_key: int = 0
+    truncated: bool = False  # only the frame's headers: set up its flow, do not send it
 
 
 @dataclass(frozen=True, slots=True)

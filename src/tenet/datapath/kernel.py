@@ -51,6 +51,7 @@ from tenet.datapath.upcalls import UpcallQueue
 from tenet.datapath.userspace import BURST, Compiled, Encap, compile_actions
 from tenet.errors import DatapathUnavailable, PacketError
 from tenet.packets import FlowMatch, extract_match
+from tenet.packets.checksum import l4_checksum, udp_fixup
 from tenet.packets.vxlan import VXLAN_PORT
 from tenet.simulation.result import (
     DecTtl,
@@ -246,9 +247,42 @@ def kernel_value(actions: Sequence[DpAction], vxlan_ifindex: int, now_ns: int) -
     return head + b"".join(OUT.pack(*o) for o in padded)
 
 
+def complete_checksum(frame: bytes, match: FlowMatch) -> bytes:
+    """``frame`` with its TCP or UDP checksum computed in full.
+
+    A VM's stack leaves checksums to the NIC (CHECKSUM_PARTIAL): the frame the
+    program hands over holds only the pseudo-header's sum, and sent on as it is it
+    would be dropped at the far end. The kernel completes checksums before an
+    upcall in OVS too. Frames the kernel forwards itself keep their offload.
+    """
+    if match.ip_frag or match.ip_proto not in (6, 17) or len(match.ip_src) != 4:
+        return frame
+    ihl = (frame[14] & 0x0F) * 4
+    start, end = 14 + ihl, 14 + int.from_bytes(frame[16:18], "big")
+    field = start + (16 if match.ip_proto == 6 else 6)
+    if match.ip_proto == 17 and frame[field : field + 2] == b"\0\0":
+        return frame  # no UDP checksum: nothing to complete
+    buf = bytearray(frame)
+    buf[field : field + 2] = b"\0\0"
+    checksum = l4_checksum(match.ip_src, match.ip_dst, match.ip_proto, buf[start:end])
+    if match.ip_proto == 17:
+        checksum = udp_fixup(checksum)
+    buf[field : field + 2] = checksum.to_bytes(2, "big")
+    return bytes(buf)
+
+
 def value_stats(value: bytes) -> tuple[int, int, float]:
     packets, nbytes, last_ns = struct.unpack_from("<QQQ", value)
     return packets, nbytes, last_ns / 1e9
+
+
+def _shortened(frame: bytes) -> bytes:
+    """An IPv4 frame whose total length is cut to the bytes present (a truncated GSO frame)."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        return frame
+    buf = bytearray(frame)
+    buf[16:18] = (len(frame) - 14).to_bytes(2, "big")
+    return bytes(buf)
 
 
 # -- the datapath ----------------------------------------------------------------------------
@@ -533,16 +567,24 @@ class KernelDatapath:
     def _from_kernel(self, data: bytes) -> None:
         in_port, tunnel_key, length, _reason, tci, vlan_proto = UPCALL.unpack_from(data)
         frame = data[UPCALL.size :]
-        if length > len(frame):
+        truncated = length > len(frame)  # a GSO frame: all its headers are there
+        if truncated:
             self.counters.oversize += 1
-            return
         if tci:  # the tag was offloaded into the skb: put it back where the frame had it
             frame = frame[:12] + struct.pack("!HH", vlan_proto, tci & 0x0FFF) + frame[12:]
+        if truncated:  # a GSO frame cut short: its IP length runs past the bytes we have
+            frame = _shortened(frame)
         try:
             match = extract_match(frame, in_port, tunnel_key)
         except PacketError:
             self.counters.malformed += 1
             return
+        if truncated:  # the agent sets up the flow; the sender retransmits this one
+            self.counters.upcalls += 1
+            self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, truncated=True))
+            return
+        if in_port:
+            frame = complete_checksum(frame, match)
         flow = self._soft.get(match)
         if flow is not None:  # installed here, or raced its install: applied in userspace
             self.counters.user_hits += 1
