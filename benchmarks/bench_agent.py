@@ -281,12 +281,13 @@ def run_baselines(seconds: float) -> dict[str, dict[str, object]]:
             "kernel_vxlan": (v1.ns, v2.ns, v2.ip),
             "veth": (a, b, "192.168.77.2"),
         }.items():
-            print(f"  [{name}] ping, TCP, small UDP packets", file=sys.stderr)
+            print(f"  [{name}] ping, TCP, UDP", file=sys.stderr)
             later = rtts(src, address, 50 if seconds < 5 else 200)[1:]
             out[name] = {
                 "ping_ms": {"p50": statistics.median(later), "p99": percentile(later, 99)},
                 "tcp_gbit_s": tcp(dst, src, address, seconds * 2),
                 "udp_small": udp_rate(dst, src, address, seconds, ONE_FLOW),
+                "new_flows": udp_rate(dst, src, address, seconds, NEW_FLOWS),
             }
     finally:
         lab.close()

@@ -29,6 +29,7 @@ from tenet.agent.core import AgentCore
 from tenet.agent.learned import LEARNED, LearnedState, to_put
 from tenet.agent.reach import Reach
 from tenet.clock import Clock, SystemClock
+from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
 from tenet.errors import DatapathUnavailable, WatchCompacted
@@ -87,21 +88,28 @@ class Agent:
         underlay: IPv4Address,
         *,
         vxlan_port: int = 4789,
-        datapath: str = "userspace",
+        datapath: str | Datapath = "userspace",
         pin_name: str | None = None,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
+        lease_ttl: float = LEASE_TTL,
     ) -> None:
+        """``datapath`` names one (see :func:`open_datapath`) or is one already open
+        (a FakeDatapath for agents simulated in one process)."""
         self.host_id = host_id
         self.store = store
         self.objects = ObjectStore(store)
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
-        self.datapath, self.datapath_kind = open_datapath(
-            datapath, underlay, vxlan_port, pin_name or str(host_id)
-        )
+        self.datapath: Datapath
+        if isinstance(datapath, str):
+            self.datapath, self.datapath_kind = open_datapath(
+                datapath, underlay, vxlan_port, pin_name or str(host_id)
+            )
+        else:
+            self.datapath, self.datapath_kind = datapath, type(datapath).__name__
         self.adopted = (0, 0)
-        self.lease = store.grant_lease(LEASE_TTL)
+        self.lease = store.grant_lease(lease_ttl)
         store.put(alive_key(host_id), str(underlay).encode(), lease=self.lease)
         self.learned = LearnedState()
         self.core = AgentCore(host_id, self.datapath, self.learned)
@@ -128,14 +136,15 @@ class Agent:
         try:
             while not self.stop.is_set():
                 try:
-                    self._events(watch.get(timeout=0))
+                    self.apply_events(watch.get(timeout=0))
                 except WatchCompacted:
                     watch.close()
                     self._revision = self._load()
                     self._applied(self._revision)
                     watch = self.store.watch("/tenet/v1/", self._revision + 1)
-                if self.datapath.failure is not None:
-                    raise RuntimeError("the datapath thread failed") from self.datapath.failure
+                failure = getattr(self.datapath, "failure", None)
+                if failure is not None:
+                    raise RuntimeError("the datapath thread failed") from failure
                 for upcall in self.datapath.upcalls(timeout=0.02):
                     self._write(self.core.handle(upcall, self.clock.monotonic()))
                 now = self.clock.monotonic()
@@ -146,7 +155,8 @@ class Agent:
             watch.close()
             self.close()
 
-    def _events(self, events: list[Event]) -> None:
+    def apply_events(self, events: list[Event]) -> None:
+        """Apply store events (object changes, learned state) to the host's picture."""
         applied = 0
         for event in events:
             obj = decode_event(event)
