@@ -58,24 +58,34 @@ CLIENT = """
     sock.close()
 """
 UDP_SINK = """
-    import socket, sys, time
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 6000))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
-    s.settimeout(1.0); print("ready", flush=True); n = 0; first = last = 0.0
+    import selectors, socket, sys, time
+    sel = selectors.DefaultSelector()
+    for port in range(6000, 6010):  # the new-flow source moves to the next one every 50k
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24); s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    print("ready", flush=True); n = 0; first = last = 0.0
     while True:
-        try:
-            s.recv(64); n += 1; last = time.monotonic(); first = first or last
-        except TimeoutError:
-            if n: break
+        ready = sel.select(timeout=1.0)
+        if not ready and n:
+            break
+        for key, _ in ready:
+            while True:
+                try:
+                    key.fileobj.recv(64)
+                except BlockingIOError:
+                    break
+                n += 1; last = time.monotonic(); first = first or last
     print(n, last - first, flush=True)
 """
 NEW_FLOWS = """
     import socket, sys, time
-    end = time.monotonic() + float(sys.argv[2]); n = 0; port = 10000
-    while time.monotonic() < end:
+    end = time.monotonic() + float(sys.argv[2]); n = 0
+    while time.monotonic() < end:  # every packet a new flow: (source port, destination port)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port)); s.sendto(b"x", (sys.argv[1], 6000)); s.close()
-        n += 1; port = 10000 + n % 50000
+        s.bind(("0.0.0.0", 10000 + n % 50000))
+        s.sendto(b"x", (sys.argv[1], 6000 + n // 50000 % 10)); s.close()
+        n += 1
     print(n, flush=True)
 """
 ONE_FLOW = """
@@ -140,7 +150,8 @@ def udp_rate(
         "sent": sent,
         "received": int(received),
         "seconds": elapsed,
-        "received_per_s": int(received) / max(float(span), 1e-3),
+        "received_per_s": int(received) / seconds,  # over the time the sender sent
+        "receiving_seconds": float(span),
     }
 
 

@@ -119,6 +119,7 @@ class Agent:
         self._applied(self._revision)
         if isinstance(self.datapath, KernelDatapath) and self.datapath.adopted:
             kept, removed, writes = self.core.adopt(self.clock.monotonic())
+            self.datapath.prune_tunnel_ports()
             self.adopted = (kept, removed)
             self._write(writes)
 

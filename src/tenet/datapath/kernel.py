@@ -48,7 +48,7 @@ from pathlib import Path
 from tenet.datapath.base import DpAction, FlowStats, Output, Tunnel, Upcall
 from tenet.datapath.libbpf import BpfError, BpfMap, BpfObject, RingBuffer, possible_cpus
 from tenet.datapath.upcalls import UpcallQueue
-from tenet.datapath.userspace import BURST, Compiled, Encap, compile_actions
+from tenet.datapath.userspace import BURST, Compiled, Encap, compile_actions, deep_buffers
 from tenet.errors import DatapathUnavailable, PacketError
 from tenet.packets import FlowMatch, extract_match
 from tenet.packets.checksum import l4_checksum, udp_fixup
@@ -96,6 +96,7 @@ F_ETH_SRC, F_ETH_DST, F_IP_SRC, F_IP_DST, F_L4_SRC, F_L4_DST, F_USERSPACE = (
     1 << i for i in range(7)
 )
 ETH_P_IP = 0x0800
+R_MISS = 1  # enum reason in the C source
 ZERO4 = bytes(4)
 ZERO6 = bytes(6)
 
@@ -123,6 +124,9 @@ def build_object(cache_dir: str | None = None) -> Path:
         tmp.unlink(missing_ok=True)
         raise DatapathUnavailable(f"building the eBPF program failed:\n{done.stderr.strip()}")
     os.replace(tmp, out)
+    for old in cache.glob("tenet_dp-*.o"):  # builds of other versions of the source
+        if old != out:
+            old.unlink(missing_ok=True)
     return out
 
 
@@ -292,6 +296,7 @@ def _shortened(frame: bytes) -> bytes:
 class Counters:
     upcalls: int = 0
     user_hits: int = 0
+    kernel_full: int = 0
     malformed: int = 0
     oversize: int = 0
     tx: int = 0
@@ -337,6 +342,7 @@ class KernelDatapath:
         self._lock = threading.Lock()
         self._upcalls = UpcallQueue(upcall_bound)
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        deep_buffers(self._udp)
         try:
             self._udp.bind((str(underlay), 0))
             self.vxlan_ifindex = self._ensure_vxlan()
@@ -346,6 +352,8 @@ class KernelDatapath:
             self._udp.close()
             self._obj.close()
             raise DatapathUnavailable(f"cannot set up the kernel datapath: {exc}") from exc
+        # tunnel keys a previous run mapped: kept until the agent has set its own
+        self._stale_keys = {U32.unpack(k)[0] for k in self._tunnel_ports.all_keys()}
         self._ring = RingBuffer(self._obj.map_fd("upcalls"), self._on_record)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="datapath-ring", daemon=True)
@@ -446,8 +454,14 @@ class KernelDatapath:
         compiled.last_used = time.monotonic()
         self._soft[match] = compiled
         key = kernel_key(match)
-        if key is not None:
+        if key is None:
+            return
+        try:
             self._flows.update(key, kernel_value(actions, self.vxlan_ifindex, time.monotonic_ns()))
+        except BpfError as exc:
+            if exc.errno not in (errno.E2BIG, errno.ENOMEM):
+                raise
+            self.counters.kernel_full += 1  # the kernel's table is full: forwarded from here
 
     def delete(self, match: FlowMatch) -> FlowStats | None:
         soft = self._soft.pop(match, None)
@@ -481,10 +495,25 @@ class KernelDatapath:
         return out
 
     def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None:
+        if in_port:  # a VM's frame, handed over as the kernel had it (see complete_checksum)
+            try:
+                frame = complete_checksum(frame, extract_match(frame, in_port))
+            except PacketError:
+                self.counters.malformed += 1
+                return
         self._apply(compile_actions(actions), frame)
 
     def set_tunnel_port(self, key: int, port_no: int) -> None:
+        self._stale_keys.discard(key)
         self._tunnel_ports.update(U32.pack(key), U32.pack(port_no))
+
+    def prune_tunnel_ports(self) -> int:
+        """Remove the tunnel keys a previous run mapped that this one has not (ports
+        unbound while the agent was down); returns how many."""
+        stale, self._stale_keys = self._stale_keys, set()
+        for key in stale:
+            self._tunnel_ports.delete(U32.pack(key))
+        return len(stale)
 
     def clear_tunnel_port(self, key: int) -> None:
         self._tunnel_ports.delete(U32.pack(key))
@@ -516,6 +545,7 @@ class KernelDatapath:
             "kernel_hits": k["hits"],
             "kernel_to_agent": k["misses"] + k["punted"],
             "oversize": k["oversize"],
+            "kernel_table_full": c.kernel_full,
         }
 
     def close(self, *, keep: bool = False) -> None:
@@ -565,7 +595,9 @@ class KernelDatapath:
             self._stop.set()
 
     def _from_kernel(self, data: bytes) -> None:
-        in_port, tunnel_key, length, _reason, tci, vlan_proto = UPCALL.unpack_from(data)
+        in_port, tunnel_key, length, reason, tci, vlan_proto = UPCALL.unpack_from(data)
+        if reason == R_MISS and self._upcalls.full(in_port):
+            return  # its port's upcalls are backed up: dropped (and counted) before any work
         frame = data[UPCALL.size :]
         truncated = length > len(frame)  # a GSO frame: all its headers are there
         if truncated:
@@ -583,10 +615,10 @@ class KernelDatapath:
             self.counters.upcalls += 1
             self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, truncated=True))
             return
-        if in_port:
-            frame = complete_checksum(frame, match)
         flow = self._soft.get(match)
         if flow is not None:  # installed here, or raced its install: applied in userspace
+            if in_port:
+                frame = complete_checksum(frame, match)
             self.counters.user_hits += 1
             flow.packets += 1
             flow.bytes += len(frame)

@@ -155,7 +155,7 @@ class BpfMap:
             raise BpfError(code, f"map delete: {os.strerror(code)}")
         return True
 
-    def keys(self) -> Iterator[bytes]:
+    def all_keys(self) -> Iterator[bytes]:
         key = ctypes.create_string_buffer(self.key_size)
         nxt = ctypes.create_string_buffer(self.key_size)
         rc = lib().bpf_map_get_next_key(self.fd, None, nxt)

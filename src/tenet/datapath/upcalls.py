@@ -38,6 +38,16 @@ class UpcallQueue:
             self._ready.notify()
             return True
 
+    def full(self, port_no: int) -> bool:
+        """Whether an upcall from ``port_no`` would be dropped now (counted as dropped):
+        a cheap check before the work of building one. Racy by design: a put may still
+        find room, or none."""
+        queue = self._queues.get(port_no)
+        if queue is not None and len(queue) >= self.bound:
+            self.dropped[port_no] = self.dropped.get(port_no, 0) + 1
+            return True
+        return False
+
     def take(self, limit: int, timeout: float) -> list[Upcall]:
         """Up to ``limit`` upcalls, one port at a time in turn; waits up to ``timeout``."""
         with self._ready:

@@ -97,7 +97,7 @@ def compile_actions(actions: Sequence[DpAction]) -> Compiled:
     return Compiled(tuple(rewrites), tuple(outputs))
 
 
-def _deep_buffers(sock: socket.socket) -> None:
+def deep_buffers(sock: socket.socket) -> None:
     """Socket buffers deep enough to ride out a burst while Python catches up
     (a drop there costs a TCP flow its congestion window)."""
     for opt, forced in ((socket.SO_RCVBUF, SO_RCVBUFFORCE), (socket.SO_SNDBUF, SO_SNDBUFFORCE)):
@@ -137,7 +137,7 @@ class UserspaceDatapath:
         self._selector = selectors.DefaultSelector()
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        _deep_buffers(self._udp)
+        deep_buffers(self._udp)
         try:
             self._udp.bind((str(underlay), vxlan_port))
         except OSError as exc:
@@ -159,7 +159,7 @@ class UserspaceDatapath:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            _deep_buffers(sock)
+            deep_buffers(sock)
             sock.bind((ifname, 0))
             sock.setblocking(False)
         except OSError:

@@ -110,9 +110,11 @@ struct upcall {
 	__u8 data[MAX_FRAME];
 };
 
+/* Allocated as flows are installed (the agent's flow table holds at most 100k). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 } flows SEC(".maps");
