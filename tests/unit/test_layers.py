@@ -25,6 +25,7 @@ LEVEL = {
     "agent": 5,
     "services": 5,
     "api": 6,
+    "lab": 6,
     "cli": 7,
     "__main__": 8,
 }
