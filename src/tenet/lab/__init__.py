@@ -16,6 +16,7 @@ from tenet.lab.netns import (
     netns_exec,
     remove_namespace,
     sh,
+    start_time,
     stop_pids,
     sweep,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "netns_exec",
     "remove_namespace",
     "sh",
+    "start_time",
     "stop_pids",
     "sweep",
 ]

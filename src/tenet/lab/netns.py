@@ -284,6 +284,16 @@ def sweep(prefix: str) -> list[str]:
     return found
 
 
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), None if there is none:
+    with its PID, what names one process, even after the PID is reused."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat; fields[0] here is field 3
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

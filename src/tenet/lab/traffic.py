@@ -115,23 +115,25 @@ CLIENT = """
     print(json.dumps(out), flush=True)
 """
 
-# Counts frames arriving on eth0 whose source MAC is one of argv[1:], until stdin closes.
+# Counts frames arriving on eth0, and those whose source MAC is one of argv[1:], until
+# stdin closes.
 CAPTURE = """
     import select, socket, sys
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     sock.bind(("eth0", 0))
     foreign = {bytes.fromhex(m.replace(":", "")) for m in sys.argv[1:]}
     print("capturing", flush=True)
-    seen = 0
+    seen = total = 0
     while True:
         ready, _, _ = select.select([sock, sys.stdin], [], [], 1.0)
         if sock in ready:
             frame = sock.recv(2048)
+            total += 1
             if frame[6:12] in foreign:
                 seen += 1
         if sys.stdin in ready and not sys.stdin.readline():
             break
-    print(seen, flush=True)
+    print(seen, total, flush=True)
 """
 
 
@@ -208,12 +210,15 @@ class Capture:
             self.proc.wait()
             raise RuntimeError(f"the capture in {ns} did not start")
 
-    def stop(self) -> int:
-        """Frames seen from the MACs; -1 when the capture failed."""
+    def stop(self) -> tuple[int, int]:
+        """Frames seen from the MACs, and all frames seen; (-1, 0) when it failed."""
         try:
             out, _ = self.proc.communicate(input="", timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
-            return -1
-        return int(out.strip()) if out.strip().isdigit() else -1
+            return -1, 0
+        counts = out.split()
+        if len(counts) != 2 or not all(c.isdigit() for c in counts):
+            return -1, 0
+        return int(counts[0]), int(counts[1])
