@@ -2,7 +2,9 @@
 
 It owns the I/O: the store (a lease for the host's liveness and everything it
 writes; one watch on all of tenet's keys), the datapath, and the clock. One
-loop, one thread (the datapath has its own for packets):
+loop does all the work, on one thread; the datapath has its own for packets and
+the store watch one that only reads and wakes the loop (a change is applied at
+once, not at the loop's next turn):
 
     store events  -> reach.accept + core.apply (objects this host's ports reach, fetched
                      on demand) / learned.apply + core.invalidate (learned state)
@@ -17,10 +19,12 @@ reloads everything.
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from ipaddress import IPv4Address
 from types import FrameType
@@ -41,6 +45,8 @@ from tenet.store.objects import ObjectStore, decode_event
 HOSTS = "/tenet/v1/hosts/"
 LEASE_TTL = 5.0
 TICK = 1.0
+WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
+WATCH_POLL = 0.005  # how often the agent's watch polls a store that cannot push (SQLite)
 DATAPATHS = ("auto", "kernel", "userspace")
 
 
@@ -63,6 +69,44 @@ def open_datapath(
             f"userspace datapath (the kernel datapath is unavailable: {why})",
         )
     return UserspaceDatapath(underlay, vxlan_port=vxlan_port), "userspace datapath"
+
+
+class Watcher:
+    """The agent's store watch, read on a thread of its own: a change wakes the agent's
+    loop at once (through ``wake``) instead of waiting for its next turn. Events, and
+    the exception that ended the watch, are queued in order for the loop to take."""
+
+    def __init__(self, store: Store, start_revision: int, wake: Callable[[], None]) -> None:
+        self._queue: queue.SimpleQueue[list[Event] | BaseException] = queue.SimpleQueue()
+        self._watch = store.watch("/tenet/v1/", start_revision)
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                events = self._watch.get(timeout=0.5)
+                if events:
+                    self._queue.put(events)
+                    self._wake()
+        except BaseException as exc:  # handed to the agent's loop, which decides
+            self._queue.put(exc)
+            self._wake()
+
+    def drain(self) -> list[list[Event] | BaseException]:
+        out: list[list[Event] | BaseException] = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watch.close()
+        self._thread.join(timeout=5)
 
 
 def alive_key(host_id: uuid.UUID) -> str:
@@ -133,27 +177,30 @@ class Agent:
 
     def run(self) -> None:
         next_tick = 0.0
-        watch = self.store.watch("/tenet/v1/", self._revision + 1)
+        watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
         try:
             while not self.stop.is_set():
-                try:
-                    self.apply_events(watch.get(timeout=0))
-                except WatchCompacted:
-                    watch.close()
-                    self._revision = self._load()
-                    self._applied(self._revision)
-                    watch = self.store.watch("/tenet/v1/", self._revision + 1)
+                for item in watcher.drain():
+                    if isinstance(item, WatchCompacted):  # history gone: reload everything
+                        watcher.close()
+                        self._revision = self._load()
+                        self._applied(self._revision)
+                        watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    self.apply_events(item)
                 failure = getattr(self.datapath, "failure", None)
                 if failure is not None:
                     raise RuntimeError("the datapath thread failed") from failure
-                for upcall in self.datapath.upcalls(timeout=0.02):
+                for upcall in self.datapath.upcalls(timeout=WAIT):
                     self._write(self.core.handle(upcall, self.clock.monotonic()))
                 now = self.clock.monotonic()
                 if now >= next_tick:
                     self._tick(now)
                     next_tick = now + TICK
         finally:
-            watch.close()
+            watcher.close()
             self.close()
 
     def apply_events(self, events: list[Event]) -> None:
@@ -218,7 +265,7 @@ def main(
     signal.signal(signal.SIGINT, stop)
     agent = Agent(
         host_id,
-        open_store(store_url),
+        open_store(store_url, poll_interval=WATCH_POLL),
         underlay,
         vxlan_port=vxlan_port,
         datapath=datapath,

@@ -73,6 +73,10 @@ class Datapath(Protocol):
 
     def upcalls(self, timeout: float) -> list[Upcall]: ...
 
+    def wake(self) -> None:
+        """Make a waiting ``upcalls`` call return now (another thread has work for the
+        caller)."""
+
     def stats(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...

@@ -56,6 +56,9 @@ class FakeDatapath:
     def upcalls(self, timeout: float) -> list[Upcall]:
         return self.queue.take(64, timeout)
 
+    def wake(self) -> None:
+        self.queue.wake()
+
     def stats(self) -> dict[str, int]:
         return {"flows": len(self.flows), "upcalls_dropped": sum(self.queue.dropped.values())}
 

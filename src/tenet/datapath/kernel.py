@@ -521,6 +521,9 @@ class KernelDatapath:
     def upcalls(self, timeout: float) -> list[Upcall]:
         return self._upcalls.take(BURST, timeout)
 
+    def wake(self) -> None:
+        self._upcalls.wake()
+
     def kernel_counters(self) -> dict[str, int]:
         out = {}
         for index, name in enumerate(COUNTERS):

@@ -23,6 +23,7 @@ class UpcallQueue:
         self._queues: dict[int, deque[Upcall]] = {}
         self._ring: deque[int] = deque()  # ports with something queued, in serving order
         self._ready = threading.Condition()
+        self._woken = False
         self.dropped: dict[int, int] = {}
 
     def put(self, upcall: Upcall) -> bool:
@@ -48,11 +49,20 @@ class UpcallQueue:
             return True
         return False
 
-    def take(self, limit: int, timeout: float) -> list[Upcall]:
-        """Up to ``limit`` upcalls, one port at a time in turn; waits up to ``timeout``."""
+    def wake(self) -> None:
+        """Make a waiting (or the next) ``take`` return now, empty-handed if need be:
+        the taker has something else to do (store events arrived)."""
         with self._ready:
-            if not self._ring:
+            self._woken = True
+            self._ready.notify_all()
+
+    def take(self, limit: int, timeout: float) -> list[Upcall]:
+        """Up to ``limit`` upcalls, one port at a time in turn; waits up to ``timeout``
+        (or until :meth:`wake`)."""
+        with self._ready:
+            if not self._ring and not self._woken:
                 self._ready.wait(timeout)
+            self._woken = False
             out: list[Upcall] = []
             while self._ring and len(out) < limit:
                 port = self._ring.popleft()

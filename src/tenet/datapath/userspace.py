@@ -214,6 +214,9 @@ class UserspaceDatapath:
     def upcalls(self, timeout: float) -> list[Upcall]:
         return self._upcalls.take(BURST, timeout)
 
+    def wake(self) -> None:
+        self._upcalls.wake()
+
     def stats(self) -> dict[str, int]:
         c = self.counters
         return {

@@ -27,8 +27,13 @@ from tenet.store.memory import MemoryStore
 from tenet.store.sqlite import SqliteStore
 
 
-def open_store(url: str, *, clock: Clock | None = None) -> Store:
-    """A store backend from a URL; a bad URL is a ValidationError on ``store``."""
+def open_store(
+    url: str, *, clock: Clock | None = None, poll_interval: float | None = None
+) -> Store:
+    """A store backend from a URL; a bad URL is a ValidationError on ``store``.
+
+    ``poll_interval``: how often watches poll a backend that cannot push changes
+    (SQLite; the backend's default if None)."""
     if url == "memory:":
         return MemoryStore(clock)
     if url.startswith("sqlite:"):
@@ -36,7 +41,9 @@ def open_store(url: str, *, clock: Clock | None = None) -> Store:
         path = "/" + path.removeprefix("///") if path.startswith("///") else path
         if not path or path.endswith("/"):
             raise ValidationError("store", f"{url!r} names no database file")
-        return SqliteStore(path, clock)
+        if poll_interval is None:
+            return SqliteStore(path, clock)
+        return SqliteStore(path, clock, poll_interval=poll_interval)
     raise ValidationError(
         "store", f"{url!r} is not a store URL: use memory: or sqlite:///path/to/file.db"
     )
