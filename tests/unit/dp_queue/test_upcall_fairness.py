@@ -51,3 +51,28 @@ def test_take_waits_for_a_put_from_another_thread() -> None:
 def test_a_queue_holds_at_least_one() -> None:
     with pytest.raises(ValueError, match="at least one"):
         UpcallQueue(bound=0)
+
+
+def test_wake_ends_a_wait_at_once() -> None:
+    queue = UpcallQueue(4)
+    threading.Timer(0.05, queue.wake).start()
+    start = time.monotonic()
+    assert queue.take(8, timeout=10) == []
+    assert time.monotonic() - start < 5  # woken, not timed out
+
+
+def test_a_wake_before_the_wait_is_not_lost() -> None:
+    queue = UpcallQueue(4)
+    queue.wake()
+    start = time.monotonic()
+    assert queue.take(8, timeout=10) == []
+    assert time.monotonic() - start < 5
+    assert queue.take(8, timeout=0) == []  # and it is used up
+
+
+def test_a_full_port_is_seen_before_the_upcall_is_built() -> None:
+    queue = UpcallQueue(1)
+    assert not queue.full(3)
+    queue.put(Upcall(3, b"", FlowMatch(3)))
+    assert queue.full(3)
+    assert queue.dropped == {3: 1}
