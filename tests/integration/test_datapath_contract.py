@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -24,6 +24,7 @@ from tenet.packets import (
     UDP,
     Ethernet,
     IPv4,
+    IPv6,
     Packet,
     extract_match,
     mac_from_str,
@@ -297,3 +298,33 @@ def test_malformed_frames_are_counted_and_forwarding_goes_on(lab: Lab, backend: 
     assert captured(cap) == [good]
     report = driver.finish()
     assert report["stats"]["malformed"] >= len(bad)  # type: ignore[index,operator]
+
+
+def test_an_ipv6_flow_rewrites_and_forwards(lab: Lab, backend: str) -> None:
+    ns, address, vm1, vm2 = one_host(lab)
+    eth = Ethernet(mac_from_str(vm2.mac), mac_from_str(vm1.mac), 0x86DD)
+    ip = IPv6(IPv6Address("2001:db8::1"), IPv6Address("2001:db8::2"), 17, hop_limit=30)
+    frame = Packet(eth, ip, UDP(4000, 7000), b"conformance-ipv6").build()
+    actions = (
+        "[SetEthSrc(bytes.fromhex('0200000000aa')), DecTtl(1), SetL4Dst(7777), Output(ports[1])]"
+    )
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {"ports": [vm1.host_if, vm2.host_if], "flows": [[frame.hex(), actions]]},
+    )
+    cap = capture(vm2, 2, b"conformance-ipv6")
+    send(vm1, frame)
+    (out,) = captured(cap)
+    report = driver.finish()
+    pkt = Packet.parse(out)
+    assert pkt.eth.src == bytes.fromhex("0200000000aa")
+    assert isinstance(pkt.net, IPv6)
+    assert pkt.net.hop_limit == 29
+    assert isinstance(pkt.transport, UDP)
+    assert pkt.transport.dst_port == 7777
+    assert pkt.build() == out, "the UDP checksum was not updated"
+    assert report["flows"] == [[1, len(frame)]]
+    if backend == "kernel":
+        assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]

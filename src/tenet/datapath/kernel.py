@@ -3,11 +3,12 @@
 ``ebpf/tenet_dp.c`` is attached at clsact ingress of every local port (the host
 side of a VM's veth) and of one VXLAN device in ``external`` mode per host. It
 computes the same flow key as :func:`tenet.packets.extract_match` for untagged
-IPv4 frames and, on a hit in the ``flows`` hash map, rewrites headers (with
-checksum updates), decrements the TTL, and redirects to a local port or, with a
-tunnel key, to the VXLAN device; it counts and stamps every flow. A miss, or a
-frame it does not read (ARP, IPv6, VLAN tags, IP options), goes to this process
-through a ring buffer and is dropped in the kernel::
+IPv4 and IPv6 frames and, on a hit in the ``flows`` hash map, rewrites headers
+(with checksum updates), decrements the TTL or hop limit, and redirects to a
+local port or, with a tunnel key, to the VXLAN device; it counts and stamps
+every flow. A miss, or a frame it does not read (ARP, neighbor discovery, VLAN
+tags, IPv4 options, IPv6 extension headers), goes to this process through a ring
+buffer and is dropped in the kernel::
 
     ring record -> extract_match -> a flow installed here? apply it in Python
                                     otherwise             -> upcall (bounded, fair)
@@ -72,7 +73,7 @@ VXLAN_IFNAME = "tenet-vx"
 CACHE_DIR = "/var/cache/tenet"
 
 # Mirrors of the C structs (little-endian hosts; addresses in network order).
-KEY = struct.Struct("<II6s6sHBBBBHHH4s4s")
+KEY = struct.Struct("<II6s6sHBBBBHHH16s16s")
 VALUE_HEAD = struct.Struct("<QQQIBBHH6s6sH4s4s")
 OUT = struct.Struct("<III")
 MAX_OUT = 8
@@ -96,6 +97,7 @@ F_ETH_SRC, F_ETH_DST, F_IP_SRC, F_IP_DST, F_L4_SRC, F_L4_DST, F_USERSPACE = (
     1 << i for i in range(7)
 )
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 R_MISS = 1  # enum reason in the C source
 ZERO4 = bytes(4)
 ZERO6 = bytes(6)
@@ -169,8 +171,19 @@ def unsupported() -> str | None:
 
 
 def kernel_key(match: FlowMatch) -> bytes | None:
-    """The program's key for ``match``, or None when the program does not read such frames."""
-    if match.eth_type != ETH_P_IP or match.vlan or len(match.ip_src) != 4:
+    """The program's key for ``match``, or None when the program does not read such frames
+    (see the C source: untagged IPv4 and IPv6, no neighbor discovery, no IPv6 fragments)."""
+    if match.vlan:
+        return None
+    if match.eth_type == ETH_P_IP:
+        if len(match.ip_src) != 4:
+            return None
+    elif match.eth_type == ETH_P_IPV6:
+        if len(match.ip_src) != 16 or match.ip_frag:
+            return None
+        if match.ip_proto == 58 and match.l4_src in (135, 136):
+            return None
+    else:
         return None
     return KEY.pack(
         match.in_port,
@@ -207,6 +220,8 @@ def match_of_key(key: bytes) -> FlowMatch:
         src,
         dst,
     ) = KEY.unpack(key)
+    if eth_type == ETH_P_IP:
+        src, dst = src[:4], dst[:4]
     return FlowMatch(
         in_port, tkey, eth_src, eth_dst, 0, 0, eth_type, src, dst, proto, tos, ttl, frag,
         l4s, l4d, flags,

@@ -31,7 +31,7 @@ TCP = FlowMatch(
 
 
 def test_layouts_match_the_c_structs() -> None:
-    assert KEY.size == 40  # struct flow_key
+    assert KEY.size == 64  # struct flow_key
     assert (VALUE_HEAD.size, OUT.size, VALUE_SIZE) == (56, 12, 56 + 12 * MAX_OUT)
 
 
@@ -44,10 +44,22 @@ def test_a_key_round_trips_to_its_match() -> None:
     assert match_of_key(key) == extract_match(frame, 7)
 
 
+def test_an_ipv6_key_round_trips() -> None:
+    v6 = TCP._replace(eth_type=0x86DD, ip_src=bytes(range(16)), ip_dst=bytes(range(1, 17)))
+    key = kernel_key(v6)
+    assert key is not None
+    assert match_of_key(key) == v6
+
+
 def test_frames_the_program_does_not_read_have_no_key() -> None:
     assert kernel_key(FlowMatch(1, eth_type=0x0806)) is None
     assert kernel_key(TCP._replace(vlan=0x1001)) is None
-    assert kernel_key(TCP._replace(ip_src=bytes(16), ip_dst=bytes(16))) is None
+    assert kernel_key(TCP._replace(ip_src=bytes(16), ip_dst=bytes(16))) is None  # not IPv4
+    nd = FlowMatch(1, eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_proto=58,
+                   l4_src=135)  # fmt: skip
+    assert kernel_key(nd) is None  # neighbor discovery goes to the agent
+    fragment = TCP._replace(eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_frag=1)
+    assert kernel_key(fragment) is None
 
 
 def test_actions_are_encoded_for_the_program() -> None:

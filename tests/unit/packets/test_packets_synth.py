@@ -53,7 +53,35 @@ def test_a_rebuilt_frame_extracts_to_its_match(match: FlowMatch) -> None:
     assert extract_match(frame, match.in_port, match.tunnel_key) == match
 
 
+@st.composite
+def ipv6_matches(draw: st.DrawFn) -> FlowMatch:
+    proto = draw(st.sampled_from([6, 17, 58, 132]))
+    l4_src = l4_dst = flags = 0
+    if proto in (6, 17):
+        l4_src, l4_dst = draw(u16), draw(u16)
+    elif proto == 58:
+        l4_src = draw(st.integers(0, 255).filter(lambda t: t not in (135, 136)))
+        l4_dst = draw(st.integers(0, 255))
+    if proto == 6:
+        flags = draw(st.integers(0, 0x1FF))
+    addr = st.binary(min_size=16, max_size=16)
+    return FlowMatch(
+        draw(st.integers(1, 2**31)), 0, draw(macs), draw(macs), 0, 0, 0x86DD, draw(addr),
+        draw(addr), proto, draw(st.integers(0, 255)), draw(st.integers(0, 255)), 0, l4_src,
+        l4_dst, flags,
+    )  # fmt: skip
+
+
+@given(ipv6_matches())
+def test_a_rebuilt_ipv6_frame_extracts_to_its_match(match: FlowMatch) -> None:
+    frame = frame_of(match)
+    assert frame is not None
+    assert extract_match(frame, match.in_port) == match
+
+
 def test_matches_it_does_not_rebuild() -> None:
     assert frame_of(FlowMatch(1, eth_type=0x0806)) is None
-    assert frame_of(FlowMatch(1, eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16))) is None
+    nd = FlowMatch(1, eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_proto=58,
+                   l4_src=135)  # fmt: skip
+    assert frame_of(nd) is None
     assert frame_of(FlowMatch(1, vlan=0x1005, eth_type=0x0800, ip_src=bytes(4))) is None

@@ -11,7 +11,8 @@
  *     miss, or nothing this program reads -> copy to the upcall ring, drop here
  *
  * The key mirrors tenet.packets.match.extract_match for untagged IPv4 with a
- * 20-byte header; anything else (ARP, IPv6, VLAN tags, IP options, headers
+ * 20-byte header and IPv6 without extension headers; anything else (ARP,
+ * neighbor discovery, VLAN tags, IP options, IPv6 extension headers, headers
  * extract_match would refuse) is handed to the agent unread, which matches and
  * forwards it in userspace. struct layouts are mirrored in tenet/datapath/kernel.py.
  */
@@ -19,6 +20,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -67,8 +69,13 @@ struct flow_key {
 	__u16 l4_src;     /* host order; ICMP type */
 	__u16 l4_dst;     /* host order; ICMP code */
 	__u16 tcp_flags;
-	__u32 ip_src;     /* network order */
-	__u32 ip_dst;     /* network order */
+	__u8 ip_src[16];  /* as on the wire; an IPv4 address in the first 4 bytes */
+	__u8 ip_dst[16];
+};
+
+/* What extract() learned besides the key: where the transport header starts. */
+struct parsed {
+	__u32 l4off;
 };
 
 struct out {
@@ -189,44 +196,12 @@ static __always_inline int punt(struct __sk_buff *skb, struct flow_key *key, __u
 	return TC_ACT_SHOT;
 }
 
-/* Fill key from the frame as extract_match would; 0 on success, -1 when this
- * program does not read the frame (the agent will). */
-static __always_inline int extract(struct __sk_buff *skb, struct flow_key *key)
+static __always_inline int transport(struct __sk_buff *skb, struct flow_key *key, __u32 l4off,
+				     __u32 end)
 {
-	struct ethhdr eth;
-	struct iphdr ip;
 	__u8 l4[14];
-	__u32 end, l4off = ETH_HLEN + sizeof(ip);
-	__u16 frag;
 
-	if (skb->vlan_present)
-		return -1;
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
-		return -1;
-	__builtin_memcpy(key->eth_src, eth.h_source, 6);
-	__builtin_memcpy(key->eth_dst, eth.h_dest, 6);
-	key->eth_type = bpf_ntohs(eth.h_proto);
-	if (key->eth_type != ETH_P_IP)
-		return -1;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
-		return -1;
-	if (ip.version != 4 || ip.ihl != 5)
-		return -1;
-	end = ETH_HLEN + bpf_ntohs(ip.tot_len);
-	if (bpf_ntohs(ip.tot_len) < sizeof(ip) || end > skb->len)
-		return -1;
-	key->ip_src = ip.saddr;
-	key->ip_dst = ip.daddr;
-	key->ip_proto = ip.protocol;
-	key->ip_tos = ip.tos;
-	key->ip_ttl = ip.ttl;
-	frag = bpf_ntohs(ip.frag_off);
-	if (frag & 0x1fff) {
-		key->ip_frag = FRAG_LATER;
-		return 0;
-	}
-	key->ip_frag = (frag & 0x2000) ? FRAG_FIRST : FRAG_NONE;
-	if (ip.protocol == IPPROTO_TCP) {
+	if (key->ip_proto == IPPROTO_TCP) {
 		if (l4off + 20 > end)
 			return -1;
 		if (bpf_skb_load_bytes(skb, l4off, l4, 14) < 0)
@@ -234,7 +209,7 @@ static __always_inline int extract(struct __sk_buff *skb, struct flow_key *key)
 		if (l4[12] < 0x50 || l4off + ((l4[12] >> 4) << 2) > end)
 			return -1;
 		key->tcp_flags = l4[13] | ((l4[12] & 1) << 8);
-	} else if (ip.protocol == IPPROTO_UDP) {
+	} else if (key->ip_proto == IPPROTO_UDP) {
 		__u16 length;
 
 		if (l4off + 8 > end)
@@ -244,10 +219,14 @@ static __always_inline int extract(struct __sk_buff *skb, struct flow_key *key)
 		length = (l4[4] << 8) | l4[5];
 		if (length < 8 || (l4off + length > end && key->ip_frag == FRAG_NONE))
 			return -1;
-	} else if (ip.protocol == IPPROTO_ICMP) {
+	} else if ((key->ip_proto == IPPROTO_ICMP && key->eth_type == ETH_P_IP) ||
+		   (key->ip_proto == IPPROTO_ICMPV6 && key->eth_type == ETH_P_IPV6)) {
 		if (l4off + 8 > end)
 			return -1;
 		if (bpf_skb_load_bytes(skb, l4off, l4, 2) < 0)
+			return -1;
+		/* neighbor discovery: its match has fields this key does not hold */
+		if (key->eth_type == ETH_P_IPV6 && (l4[0] == 135 || l4[0] == 136))
 			return -1;
 		key->l4_src = l4[0];
 		key->l4_dst = l4[1];
@@ -260,38 +239,120 @@ static __always_inline int extract(struct __sk_buff *skb, struct flow_key *key)
 	return 0;
 }
 
+static __always_inline int extract_ipv4(struct __sk_buff *skb, struct flow_key *key,
+					struct parsed *p)
+{
+	struct iphdr ip;
+	__u32 end;
+	__u16 frag;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return -1;
+	if (ip.version != 4 || ip.ihl != 5)
+		return -1;
+	end = ETH_HLEN + bpf_ntohs(ip.tot_len);
+	if (bpf_ntohs(ip.tot_len) < sizeof(ip) || end > skb->len)
+		return -1;
+	__builtin_memcpy(key->ip_src, &ip.saddr, 4);
+	__builtin_memcpy(key->ip_dst, &ip.daddr, 4);
+	key->ip_proto = ip.protocol;
+	key->ip_tos = ip.tos;
+	key->ip_ttl = ip.ttl;
+	p->l4off = ETH_HLEN + sizeof(ip);
+	frag = bpf_ntohs(ip.frag_off);
+	if (frag & 0x1fff) {
+		key->ip_frag = FRAG_LATER;
+		return 0;
+	}
+	key->ip_frag = (frag & 0x2000) ? FRAG_FIRST : FRAG_NONE;
+	return transport(skb, key, p->l4off, end);
+}
+
+static __always_inline int extract_ipv6(struct __sk_buff *skb, struct flow_key *key,
+					struct parsed *p)
+{
+	struct ipv6hdr ip;
+	__u32 end, vtf;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return -1;
+	__builtin_memcpy(&vtf, &ip, 4);
+	vtf = bpf_ntohl(vtf);
+	if (vtf >> 28 != 6)
+		return -1;
+	end = ETH_HLEN + sizeof(ip) + bpf_ntohs(ip.payload_len);
+	if (end > skb->len)
+		return -1;
+	switch (ip.nexthdr) {
+	case 0: case 43: case 44: case 51: case 60: /* extension headers: the agent reads them */
+		return -1;
+	}
+	__builtin_memcpy(key->ip_src, &ip.saddr, 16);
+	__builtin_memcpy(key->ip_dst, &ip.daddr, 16);
+	key->ip_proto = ip.nexthdr;
+	key->ip_tos = (vtf >> 20) & 0xff;
+	key->ip_ttl = ip.hop_limit;
+	key->ip_frag = FRAG_NONE;
+	p->l4off = ETH_HLEN + sizeof(ip);
+	return transport(skb, key, p->l4off, end);
+}
+
+/* Fill key from the frame as extract_match would; 0 on success, -1 when this
+ * program does not read the frame (the agent will). */
+static __always_inline int extract(struct __sk_buff *skb, struct flow_key *key, struct parsed *p)
+{
+	struct ethhdr eth;
+
+	if (skb->vlan_present)
+		return -1;
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+		return -1;
+	__builtin_memcpy(key->eth_src, eth.h_source, 6);
+	__builtin_memcpy(key->eth_dst, eth.h_dest, 6);
+	key->eth_type = bpf_ntohs(eth.h_proto);
+	if (key->eth_type == ETH_P_IP)
+		return extract_ipv4(skb, key, p);
+	if (key->eth_type == ETH_P_IPV6)
+		return extract_ipv6(skb, key, p);
+	return -1;
+}
+
 #define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
 #define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
 #define IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
-#define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
+#define IP6_HOPS_OFF (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
 
 /* Where the L4 checksum is, or 0 when there is none to update. */
-static __always_inline __u32 l4_csum_off(struct __sk_buff *skb, struct flow_key *key, __u64 *flags)
+static __always_inline __u32 l4_csum_off(struct __sk_buff *skb, struct flow_key *key,
+					 struct parsed *p, __u64 *flags)
 {
 	if (key->ip_frag == FRAG_LATER)
 		return 0;
 	if (key->ip_proto == IPPROTO_TCP) {
 		*flags = 0;
-		return L4_OFF + 16;
+		return p->l4off + 16;
 	}
 	if (key->ip_proto == IPPROTO_UDP) {
 		__u16 csum = 0;
 
-		if (bpf_skb_load_bytes(skb, L4_OFF + 6, &csum, 2) < 0 || csum == 0)
+		if (bpf_skb_load_bytes(skb, p->l4off + 6, &csum, 2) < 0 || csum == 0)
 			return 0; /* no UDP checksum: nothing to update */
 		*flags = BPF_F_MARK_MANGLED_0;
-		return L4_OFF + 6;
+		return p->l4off + 6;
 	}
 	return 0;
 }
 
-static __always_inline int set_ip(struct __sk_buff *skb, struct flow_key *key, __u32 off,
-				  __u32 old, __u32 new)
+/* An IPv4 address (the agent installs IPv6 address rewrites as userspace flows). */
+static __always_inline int set_ip(struct __sk_buff *skb, struct flow_key *key, struct parsed *p,
+				  __u32 off, __u8 *old_addr, __u32 new)
 {
 	__u64 fl = 0;
-	__u32 csum = l4_csum_off(skb, key, &fl);
+	__u32 csum = l4_csum_off(skb, key, p, &fl);
+	__u32 old;
 
+	__builtin_memcpy(&old, old_addr, 4);
 	if (old == new)
 		return 0;
 	if (csum && bpf_l4_csum_replace(skb, csum, old, new, fl | BPF_F_PSEUDO_HDR | 4) < 0)
@@ -301,11 +362,11 @@ static __always_inline int set_ip(struct __sk_buff *skb, struct flow_key *key, _
 	return bpf_skb_store_bytes(skb, off, &new, 4, 0);
 }
 
-static __always_inline int set_port(struct __sk_buff *skb, struct flow_key *key, __u32 off,
-				    __u16 old_host, __u16 new_host)
+static __always_inline int set_port(struct __sk_buff *skb, struct flow_key *key, struct parsed *p,
+				    __u32 off, __u16 old_host, __u16 new_host)
 {
 	__u64 fl = 0;
-	__u32 csum = l4_csum_off(skb, key, &fl);
+	__u32 csum = l4_csum_off(skb, key, p, &fl);
 	__u16 old = bpf_htons(old_host), new = bpf_htons(new_host);
 
 	if (key->ip_proto != IPPROTO_TCP && key->ip_proto != IPPROTO_UDP)
@@ -314,30 +375,34 @@ static __always_inline int set_port(struct __sk_buff *skb, struct flow_key *key,
 		return 0;
 	if (csum && bpf_l4_csum_replace(skb, csum, old, new, fl | 2) < 0)
 		return -1;
-	return bpf_skb_store_bytes(skb, L4_OFF + off, &new, 2, 0);
+	return bpf_skb_store_bytes(skb, p->l4off + off, &new, 2, 0);
 }
 
-static __always_inline int rewrite(struct __sk_buff *skb, struct flow_key *key,
+static __always_inline int rewrite(struct __sk_buff *skb, struct flow_key *key, struct parsed *p,
 				   struct flow_val *v)
 {
 	__u32 flags = v->flags;
+	__u8 ttl;
 
 	if ((flags & F_ETH_SRC) && bpf_skb_store_bytes(skb, 6, v->eth_src, 6, 0) < 0)
 		return -1;
 	if ((flags & F_ETH_DST) && bpf_skb_store_bytes(skb, 0, v->eth_dst, 6, 0) < 0)
 		return -1;
-	if (key->eth_type != ETH_P_IP)
+	if ((flags & F_L4_SRC) && set_port(skb, key, p, 0, key->l4_src, v->l4_src) < 0)
+		return -1;
+	if ((flags & F_L4_DST) && set_port(skb, key, p, 2, key->l4_dst, v->l4_dst) < 0)
+		return -1;
+	ttl = key->ip_ttl > v->dec_ttl ? key->ip_ttl - v->dec_ttl : 0;
+	if (key->eth_type == ETH_P_IPV6) {
+		if (v->dec_ttl && bpf_skb_store_bytes(skb, IP6_HOPS_OFF, &ttl, 1, 0) < 0)
+			return -1;
 		return 0;
-	if ((flags & F_IP_SRC) && set_ip(skb, key, IP_SRC_OFF, key->ip_src, v->ip_src) < 0)
+	}
+	if ((flags & F_IP_SRC) && set_ip(skb, key, p, IP_SRC_OFF, key->ip_src, v->ip_src) < 0)
 		return -1;
-	if ((flags & F_IP_DST) && set_ip(skb, key, IP_DST_OFF, key->ip_dst, v->ip_dst) < 0)
-		return -1;
-	if ((flags & F_L4_SRC) && set_port(skb, key, 0, key->l4_src, v->l4_src) < 0)
-		return -1;
-	if ((flags & F_L4_DST) && set_port(skb, key, 2, key->l4_dst, v->l4_dst) < 0)
+	if ((flags & F_IP_DST) && set_ip(skb, key, p, IP_DST_OFF, key->ip_dst, v->ip_dst) < 0)
 		return -1;
 	if (v->dec_ttl) {
-		__u8 ttl = key->ip_ttl > v->dec_ttl ? key->ip_ttl - v->dec_ttl : 0;
 		/* TTL and protocol share a 16-bit word of the header checksum */
 		__u16 old = bpf_htons(((__u16)key->ip_ttl << 8) | key->ip_proto);
 		__u16 new = bpf_htons(((__u16)ttl << 8) | key->ip_proto);
@@ -377,6 +442,7 @@ SEC("tc")
 int tenet_ingress(struct __sk_buff *skb)
 {
 	struct flow_key key = {};
+	struct parsed p = {};
 	struct flow_val *v;
 	struct config *cfg;
 	__u32 zero = 0, i, n;
@@ -403,7 +469,7 @@ int tenet_ingress(struct __sk_buff *skb)
 	} else {
 		key.in_port = skb->ifindex;
 	}
-	if (extract(skb, &key) < 0)
+	if (extract(skb, &key, &p) < 0)
 		return punt(skb, &key, R_UNREAD);
 	v = bpf_map_lookup_elem(&flows, &key);
 	if (!v)
@@ -417,7 +483,7 @@ int tenet_ingress(struct __sk_buff *skb)
 	n = v->n_out;
 	if (n == 0)
 		return TC_ACT_SHOT; /* a drop flow */
-	if (rewrite(skb, &key, v) < 0) {
+	if (rewrite(skb, &key, &p, v) < 0) {
 		count(C_ERRORS);
 		return TC_ACT_SHOT;
 	}
