@@ -17,7 +17,7 @@ from tenet.agent.daemon import alive_key
 from tenet.agent.learned import MACS
 from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
 
-from .netns import Lab, netns_exec
+from .netns import Lab, Vm, netns_exec
 from .topo import World, one_bridge_two_hosts, ping, wait_for
 
 pytestmark = [
@@ -57,8 +57,58 @@ def test_a_router_joins_two_subnets_across_three_hosts(lab: Lab, tmp_path: Path)
             assert ttls(across.stdout) == {63}  # one router crossed: TTL decremented once
         back_again = ping(vm3, vm1.ip)
         assert back_again.returncode == 0, back_again.stdout
+        # TCP across the router and hosts: MAC rewrites and TTL decrement on every
+        # segment (with the kernel datapath, on segmentation-offloaded ones too)
+        assert transfer(vm1, vm2, 4 * 1024 * 1024) == 4 * 1024 * 1024
     finally:
         world.store.close()
+
+
+SINK = """
+    import socket
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", 5003)); srv.listen(1)
+    print("listening", flush=True)
+    conn, _ = srv.accept()
+    total = 0
+    while chunk := conn.recv(1 << 16):
+        total += len(chunk)
+    print(total, flush=True)
+"""
+
+SEND = """
+    import socket, sys
+    sock = socket.create_connection((sys.argv[1], 5003), timeout=30)
+    sock.sendall(b"x" * int(sys.argv[2]))
+    sock.close()
+"""
+
+
+def transfer(src: Vm, dst: Vm, size: int) -> int:
+    """How many of ``size`` bytes sent over TCP from ``src`` arrived at ``dst``."""
+    sink = subprocess.Popen(
+        netns_exec(dst.ns, sys.executable, "-c", textwrap.dedent(SINK)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None
+        assert sink.stdout.readline().strip() == "listening"
+        sent = subprocess.run(
+            netns_exec(src.ns, sys.executable, "-c", textwrap.dedent(SEND), dst.ip, str(size)),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        out, _ = sink.communicate(timeout=60)
+        return int(out.strip())
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.communicate()
 
 
 CAPTURE = """
