@@ -1,26 +1,89 @@
-"""``tenet demo``: tenet's main job, as far as it is built.
+"""``tenet demo``: tenet's main job on one machine, as root.
 
-Today it shows the foundation at work on a real SQLite store file: it builds two
-tenants' virtual networks through the object layer (each a router with two
-networks, overlapping address ranges between the tenants), shows that the
-referential rules hold, follows the changes with a watch, and prints a summary.
-The full demo (API server, agents in host namespaces, real traffic) replaces
-this as those parts land.
+It starts the embedded SQLite store, the API server and three agents, each in a
+host namespace on a shared underlay; builds through the REST API two tenants
+(each a router joining two networks, the same address ranges in both) with VMs
+(namespaces) spread over the hosts; then sends real traffic: ping and TCP inside
+each tenant, across hosts and across its router, and probes that the tenants
+never see each other. It prints what it checked, where the API is and what to
+try, and stays up until Ctrl-C (``--check``: it does not stay up, and exits
+non-zero when a check failed). Everything it made is removed when it ends.
+
+Everything is named so that a crashed run's leftovers are found and removed
+before the next run starts: namespaces carry :data:`PREFIX`, and
+:data:`STATE_DIR` holds the store, the token file, the logs and ``state.json``
+(the PIDs it started and its hosts' ids, whose kernel datapath pins live under
+``/sys/fs/bpf/tenet``). Only things named so, or recorded there, are removed.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import tempfile
-import uuid
-from dataclasses import dataclass
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from ipaddress import IPv4Address, ip_interface
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from tenet.errors import ReferenceConflict, TenetError, ValidationError
-from tenet.model import Bridge, Chain, DeviceType, Port, Route, Router, Rule, RuleAction, Tenant
-from tenet.model.types import MAC
-from tenet.store.objects import ObjectStore, decode_event
-from tenet.store.sqlite import SqliteStore
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from tenet.lab import Lab, Vm, stop_pids, sweep
+from tenet.lab.state import RunState
+from tenet.lab.traffic import Capture, PingResult, Transfer, neighbour_mac, ping, start_server
+from tenet.lab.traffic import transfer as tcp_transfer
+
+PREFIX = "tdemo-"
+STATE_DIR = Path("/run/tenet-demo")
+API_PORT = 8740  # the tenet command's default URL, when free
+TCP_PORT = 7000
+TRANSFER = 16 << 20
+HOSTS = 3
+
+
+class DemoFailed(Exception):
+    """A step of the set-up failed (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    network: str  # the network's suffix: "web" or "db"
+    host: int  # 0, 1 or 2
+    ip: str
+
+
+# The same address ranges and VM addresses in both tenants; hosts spread differently.
+NETWORKS = {"web": "10.0.1.1/24", "db": "10.0.2.1/24"}
+TENANTS: dict[str, list[VmSpec]] = {
+    "acme": [
+        VmSpec("web1", "web", 0, "10.0.1.10"),
+        VmSpec("web2", "web", 1, "10.0.1.11"),
+        VmSpec("db1", "db", 2, "10.0.2.10"),
+    ],
+    "globex": [
+        VmSpec("web1", "web", 1, "10.0.1.10"),
+        VmSpec("web2", "web", 2, "10.0.1.11"),
+        VmSpec("db1", "db", 0, "10.0.2.10"),
+        VmSpec("db2", "db", 1, "10.0.2.20"),  # an address only globex has
+    ],
+}
+
+
+def _mac(tenant: int, network: int, last: int) -> str:
+    return f"02:{0xA0 + tenant:02x}:00:00:{network:02x}:{last:02x}"
 
 
 @dataclass
@@ -30,123 +93,527 @@ class Check:
     detail: str
 
 
-def _tenant_network(objects: ObjectStore, name: str, mac_base: int) -> dict[str, object]:
-    tenant = objects.create(Tenant(name=name)).record
-    router = objects.create(Router(tenant_id=tenant.id, name=f"{name}-router")).record
-    made: dict[str, object] = {"tenant": tenant, "router": router, "ports": []}
-    for i, cidr in enumerate(("10.0.0.0/24", "10.0.1.0/24")):
-        net = ipaddress.ip_network(cidr)
-        bridge = objects.create(Bridge(tenant_id=tenant.id, name=f"{name}-net{i}")).record
-        rport = objects.create(
-            Port(
-                tenant_id=tenant.id,
-                device_id=router.id,
-                device_type=DeviceType.ROUTER,
-                mac=MAC(f"02:00:00:00:{mac_base:02x}:{i + 1:02x}"),
-                address=net.network_address + 1,
-                subnet=net,
-            )
-        ).record
-        bport = objects.create(
-            Port(tenant_id=tenant.id, device_id=bridge.id, device_type=DeviceType.BRIDGE)
-        ).record
-        objects.link(bport.id, rport.id)
-        for vm in range(2):
-            objects.create(
-                Port(
-                    tenant_id=tenant.id,
-                    device_id=bridge.id,
-                    device_type=DeviceType.BRIDGE,
-                    name=f"{name}-vm{i}{vm}",
-                    mac=MAC(f"02:00:00:{mac_base:02x}:{i:02x}:{vm + 10:02x}"),
-                    fixed_ips=(net.network_address + 10 + vm,),
-                )
-            )
-        made[f"bridge{i}"] = bridge
-        made[f"rport{i}"] = rport
-    objects.create(
-        Route(
-            tenant_id=tenant.id,
-            router_id=router.id,
-            dst=ipaddress.ip_network("0.0.0.0/0"),
-            next_hop_port_id=made["rport0"].id,  # type: ignore[attr-defined]
-            next_hop_gateway=ipaddress.ip_address("10.0.0.254"),
+@dataclass
+class DemoVm:
+    vm: Vm
+    tenant: str
+    network: str
+    host: int
+    port_id: str = ""
+
+
+class Api:
+    """The few REST calls the demo makes, each failing loudly with the API's message."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15
         )
+
+    def create(self, collection: str, **body: Any) -> dict[str, Any]:
+        return self._ok(self.http.post(f"/v1/{collection}", json=body))
+
+    def link(self, port_id: str, peer_id: str) -> dict[str, Any]:
+        return self._ok(self.http.post(f"/v1/ports/{port_id}/link", json={"peer_id": peer_id}))
+
+    def _ok(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            where = f"{response.request.method} {response.request.url.path}"
+            raise DemoFailed(f"{where}: {response.status_code} {message}")
+        return response.json()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# -- the demo ------------------------------------------------------------------------------
+@dataclass
+class Demo:
+    console: Console
+    run: RunState = field(default_factory=lambda: RunState(STATE_DIR, PREFIX))
+    lab: Lab = field(default_factory=lambda: Lab(prefix=PREFIX, datapath="auto", tx_offload=False))
+    api_proc: subprocess.Popen[bytes] | None = None
+    api: Api | None = None
+    url: str = ""
+    host_ids: list[str] = field(default_factory=list)
+    datapaths: list[str] = field(default_factory=list)
+    vms: dict[str, DemoVm] = field(default_factory=dict)
+    servers: list[subprocess.Popen[str]] = field(default_factory=list)
+    router_macs: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def token_file(self) -> Path:
+        return STATE_DIR / "admin-token"
+
+    @property
+    def store_path(self) -> Path:
+        return STATE_DIR / "store.db"
+
+    @contextlib.contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        start = time.monotonic()
+        with self.console.status(what):
+            yield
+        took = time.monotonic() - start
+        self.console.print(f"  [green]✓[/] {what} [dim]({took:.1f} s)[/]")
+
+    # -- set-up -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.run.begin()
+        (STATE_DIR / "logs").mkdir()
+        with self.step("the API server, on an SQLite store file"):
+            self._start_api()
+        with self.step(f"{HOSTS} hosts on an underlay, their tunnel zone (through the API)"):
+            self.lab.log_dir = STATE_DIR / "logs"
+            self.lab.start()
+            self._hosts()
+        with self.step(f"{HOSTS} agents, one in each host's namespace"):
+            self._agents()
+        vms = sum(len(v) for v in TENANTS.values())
+        with self.step(f"2 tenants, each a router and 2 networks, {vms} VMs (through the API)"):
+            for index, tenant in enumerate(TENANTS):
+                self._tenant(index, tenant)
+        with self.step(f"a TCP server in each of the {vms} VMs"):
+            for vm in self.vms.values():
+                self.servers.append(start_server(vm.vm.ns, vm.vm.name, TCP_PORT))
+            self.run.started(*self.servers)
+
+    def _start_api(self) -> None:
+        port = API_PORT if _port_free(API_PORT) else _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        log = (STATE_DIR / "logs" / "api.log").open("wb")
+        self.api_proc = subprocess.Popen(
+            _api_command(f"sqlite://{self.store_path}", port, self.token_file),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C is the demo's to handle
+        )
+        log.close()
+        self.run.started(self.api_proc)
+        self.run.save(api_url=self.url)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.api_proc.poll() is not None:
+                raise DemoFailed(f"the API server ended:\n{_tail(STATE_DIR / 'logs' / 'api.log')}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = httpx.get(f"{self.url}/v1/health", timeout=1)
+                if health.status_code == 200 and self.token_file.exists():
+                    token = self.token_file.read_text().strip()
+                    if token:
+                        self.api = Api(self.url, token)
+                        return
+            time.sleep(0.1)
+        raise DemoFailed(f"the API server did not answer:\n{_tail(STATE_DIR / 'logs' / 'api.log')}")
+
+    def _hosts(self) -> None:
+        assert self.api is not None
+        zone = self.api.create("tunnel-zones", name="underlay")
+        for index in range(HOSTS):
+            ns, address = self.lab.add_host()
+            host = self.api.create("hosts", name=f"host{index + 1}", description=f"namespace {ns}")
+            self.api.create(
+                "tunnel-zone-members",
+                tunnel_zone_id=zone["id"],
+                host_id=host["id"],
+                address=str(address),
+            )
+            self.host_ids.append(host["id"])
+            self.lab.addresses[ns] = address
+        self.run.save(host_ids=self.host_ids)
+
+    def _agents(self) -> None:
+        procs = [
+            self.lab.run_agent(ns, host_id, self.store_path, self.lab.addresses[ns])
+            for ns, host_id in zip(self.lab.hosts, self.host_ids, strict=True)
+        ]
+        self.run.started(*procs)
+        for proc in procs:
+            try:
+                line = self.lab.started(proc)
+            except RuntimeError as exc:
+                raise DemoFailed(f"{exc}\n{self.lab.stderr(proc)[-2000:]}") from exc
+            self.datapaths.append(line.split(", ", 2)[-1].strip())
+
+    def _tenant(self, index: int, name: str) -> None:
+        assert self.api is not None
+        tenant = self.api.create("tenants", name=name, description="a tenet demo tenant")["id"]
+        router = self.api.create("routers", tenant_id=tenant, name=f"{name}-router")["id"]
+        bridges = {}
+        self.router_macs[name] = []
+        for number, (network, gateway) in enumerate(NETWORKS.items(), start=1):
+            bridge = self.api.create("bridges", tenant_id=tenant, name=f"{name}-{network}")["id"]
+            iface = ip_interface(gateway)
+            mac = _mac(index, number, 1)
+            rport = self.api.create(
+                "ports",
+                tenant_id=tenant,
+                device_id=router,
+                device_type="router",
+                name=f"{name}-router-{network}",
+                mac=mac,
+                address=str(iface.ip),
+                subnet=str(iface.network),
+            )
+            bport = self.api.create(
+                "ports",
+                tenant_id=tenant,
+                device_id=bridge,
+                device_type="bridge",
+                name=f"{name}-{network}-uplink",
+            )
+            self.api.link(bport["id"], rport["id"])
+            bridges[network] = (bridge, number, iface)
+            self.router_macs[name].append(mac)
+        for spec in TENANTS[name]:
+            bridge, number, iface = bridges[spec.network]
+            mac = _mac(index, number, int(IPv4Address(spec.ip)) & 0xFF)
+            vm_name = f"{name}-{spec.name}"
+            host_ns = self.lab.hosts[spec.host]
+            vm = self.lab.add_vm(
+                host_ns,
+                mac,
+                f"{spec.ip}/{iface.network.prefixlen}",
+                str(iface.ip),
+                name=vm_name,
+            )
+            port = self.api.create(
+                "ports",
+                tenant_id=tenant,
+                device_id=bridge,
+                device_type="bridge",
+                name=vm_name,
+                mac=mac,
+                fixed_ips=[spec.ip],
+            )
+            # bound once its interface exists: the agent takes it into its datapath
+            self.api.create(
+                "port-bindings",
+                port_id=port["id"],
+                host_id=self.host_ids[spec.host],
+                interface=vm.host_if,
+            )
+            self.vms[vm_name] = DemoVm(vm, name, f"{name}-{spec.network}", spec.host, port["id"])
+
+    # -- checks -------------------------------------------------------------------------
+    def checks(self) -> list[Check]:
+        probes = self._probes()
+        results: list[Check] = []
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task("checks", total=len(probes) + 1)
+            captures = self._captures()
+            for what, probe in probes:
+                progress.update(task, description=what)
+                try:
+                    ok, detail = probe()
+                except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                results.append(Check(what, ok, detail))
+                mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
+                progress.console.print(f"  {mark} {what}")
+                progress.advance(task)
+            what = "isolation: no VM saw a single frame from the other tenant"
+            progress.update(task, description=what)
+            seen = {name: capture.stop() for name, capture in captures.items()}
+            leaks = {name: n for name, (n, _) in seen.items() if n != 0}
+            total = sum(t for _, t in seen.values())
+            detail = f"{len(seen)} VMs captured {total} frames during the checks above, " + (
+                "none from the other tenant" if not leaks else f"foreign: {leaks} (-1: failed)"
+            )
+            results.append(Check(what, not leaks, detail))
+            mark = "[green]PASS[/]" if not leaks else "[red]FAIL[/]"
+            progress.console.print(f"  {mark} {what}")
+            progress.advance(task)
+        return results
+
+    def _captures(self) -> dict[str, Capture]:
+        macs = {t: [v.vm.mac for v in self.vms.values() if v.tenant == t] for t in TENANTS}
+        foreign = {
+            t: [m for o in TENANTS if o != t for m in (*macs[o], *self.router_macs[o])]
+            for t in TENANTS
+        }
+        return {n: Capture(v.vm.ns, foreign[v.tenant]) for n, v in self.vms.items()}
+
+    def _probes(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+        probes: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
+        for tenant in TENANTS:
+            web1, web2, db1 = (self.vms[f"{tenant}-{n}"] for n in ("web1", "web2", "db1"))
+            probes += [
+                (f"{tenant}: every VM answers from its router", partial(self._gw, tenant)),
+                (
+                    f"{tenant}: ping {web1.vm.name} → {web2.vm.name}, one network, "
+                    f"host{web1.host + 1} → host{web2.host + 1}",
+                    partial(self._ping, web1, web2, 64),
+                ),
+                (
+                    f"{tenant}: ping {web1.vm.name} → {db1.vm.name} through {tenant}-router, "
+                    f"host{web1.host + 1} → host{db1.host + 1}",
+                    partial(self._ping, web1, db1, 63),
+                ),
+                (
+                    f"{tenant}: TCP {TRANSFER >> 20} MiB {web1.vm.name} → {db1.vm.name} "
+                    f"through {tenant}-router, host{web1.host + 1} → host{db1.host + 1}",
+                    partial(self._tcp, web1, db1),
+                ),
+            ]
+        a_web1, b_db2 = self.vms["acme-web1"], self.vms["globex-db2"]
+        probes += [
+            (
+                f"isolation: acme-web1 → {b_db2.vm.ip} (only globex has it): no reply",
+                partial(self._unreachable, a_web1, b_db2),
+            ),
+            (
+                "isolation: 10.0.2.10 in both tenants: each tenant's web1 reaches its own db1",
+                self._same_address,
+            ),
+        ]
+        return probes
+
+    def _gw(self, tenant: str) -> tuple[bool, str]:
+        """Wait (up to 30 s) until every VM of ``tenant`` gets a reply from its gateway:
+        its port is bound and its host's agent has the tenant's topology."""
+        mine = [v for v in self.vms.values() if v.tenant == tenant]
+        deadline = time.monotonic() + 30
+        waiting = list(mine)
+        while waiting and time.monotonic() < deadline:
+            waiting = [v for v in waiting if not ping(v.vm.ns, _gateway(v), count=1, wait=1).ok]
+        if waiting:
+            return False, "no reply from the gateway to " + ", ".join(v.vm.name for v in waiting)
+        return True, f"{len(mine)} VMs on 3 hosts, each answered by {tenant}-router"
+
+    def _ping(self, src: DemoVm, dst: DemoVm, ttl: int) -> tuple[bool, str]:
+        result = ping(src.vm.ns, dst.vm.ip, count=3)
+        ok = result.ok and result.ttls == {ttl}
+        detail = _ping_detail(result)
+        if ttl == 64:  # the same network: the ARP answer names the VM's own MAC
+            mac = neighbour_mac(src.vm.ns, dst.vm.ip)
+            ok = ok and mac == dst.vm.mac
+            detail += f", {dst.vm.ip} is at {mac} ({dst.vm.name}'s MAC)"
+        elif ok:
+            detail += " (one router crossed)"
+        return ok, detail
+
+    def _tcp(self, src: DemoVm, dst: DemoVm) -> tuple[bool, str]:
+        done = tcp_transfer(src.vm.ns, dst.vm.ip, TCP_PORT, TRANSFER)
+        ok = done.ok and done.server == dst.vm.name and done.seen_as == src.vm.ip
+        return ok, _transfer_detail(done)
+
+    def _unreachable(self, src: DemoVm, other: DemoVm) -> tuple[bool, str]:
+        result = ping(src.vm.ns, other.vm.ip, count=2, interval=0.2, wait=1)
+        if result.ok:
+            return False, f"{result.received} replies reached {src.tenant}"
+        return True, f"{result.sent} pings, 0 replies: {src.tenant}-router finds no {other.vm.ip}"
+
+    def _same_address(self) -> tuple[bool, str]:
+        answers = []
+        ok = True
+        for tenant in TENANTS:
+            src, dst = self.vms[f"{tenant}-web1"], self.vms[f"{tenant}-db1"]
+            done = tcp_transfer(src.vm.ns, dst.vm.ip, TCP_PORT, 1)
+            ok = ok and done.ok and done.server == dst.vm.name
+            answers.append(f"{src.vm.name} → {dst.vm.ip}: {done.server or done.error}")
+        return ok, "; ".join(answers)
+
+    # -- the report -----------------------------------------------------------------------
+    def report(self, results: list[Check], check: bool) -> None:
+        table = Table(title="tenet demo: what was checked with real traffic", title_justify="left")
+        table.add_column("outcome")
+        table.add_column("check")
+        table.add_column("detail")
+        for result in results:
+            mark = "[green]PASS[/]" if result.ok else "[bold red]FAIL[/]"
+            table.add_row(mark, result.what, result.detail)
+        self.console.print()
+        self.console.print(table)
+        self.console.print(self._vm_table())
+        passed = sum(r.ok for r in results)
+        style = "green" if passed == len(results) else "bold red"
+        self.console.print(f"[{style}]{passed} of {len(results)} checks passed[/]")
+        self.console.print()
+        datapaths = ", ".join(f"host{i + 1}: {d}" for i, d in enumerate(self.datapaths))
+        for label, value in (
+            ("REST API", f"{self.url}/v1/"),
+            ("API docs", f"{self.url}/docs  (OpenAPI: {self.url}/openapi.json)"),
+            ("admin token", f"{self.token_file}"),
+            ("store", f"sqlite://{self.store_path}"),
+            ("agents", datapaths),
+            ("logs", f"{STATE_DIR / 'logs'}"),
+        ):
+            self.console.print(f"  [bold]{label:<12}[/] {value}")
+        if check:
+            return
+        web1 = self.vms["acme-web1"]
+        self.console.print("\nTry (as root, in another terminal):")
+        for line in (
+            f"export TENET_URL={self.url} TENET_TOKEN=$(cat {self.token_file})",
+            "tenet tenant list",
+            "tenet bridge list",
+            "tenet port list",
+            f"tenet trace --ingress-port-id {web1.port_id} --ip-src {web1.vm.ip} "
+            "--ip-dst 10.0.2.10 --protocol icmp",
+            f'curl -s -H "Authorization: Bearer $TENET_TOKEN" {self.url}/v1/routers',
+            f"ip netns exec {web1.vm.ns} ping 10.0.2.10",
+        ):
+            self.console.print(f"  [cyan]{line}[/]", soft_wrap=True)
+        self.console.print("\n[bold]Up until Ctrl-C[/], which removes everything the demo made.")
+
+    def _vm_table(self) -> Table:
+        table = Table(title="the VMs (network namespaces)", title_justify="left")
+        for column in ("VM", "tenant", "network", "address", "MAC", "host", "namespace"):
+            table.add_column(column)
+        for vm in self.vms.values():
+            table.add_row(
+                vm.vm.name,
+                vm.tenant,
+                vm.network,
+                vm.vm.ip,
+                vm.vm.mac,
+                f"host{vm.host + 1}",
+                vm.vm.ns,
+            )
+        return table
+
+    def stay_up(self) -> None:
+        """Until SIGINT or SIGTERM (either raises KeyboardInterrupt); says when a
+        process of the demo ends on its own."""
+        reported: set[int] = set()
+        while True:
+            time.sleep(1)
+            procs: list[subprocess.Popen[Any]] = [*self.lab.agents]
+            if self.api_proc is not None:
+                procs.append(self.api_proc)
+            for proc in procs:
+                if proc.pid not in reported and proc.poll() is not None:
+                    reported.add(proc.pid)
+                    self.console.print(f"[red]process {proc.pid} ended ({proc.returncode})[/]")
+
+    # -- clean-up -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.api is not None:
+            self.api.close()
+        for server in self.servers:
+            server.kill()
+            server.wait()
+        errors = self.lab.close()
+        for err in errors:
+            if "Traceback" in err:
+                self.console.print(f"[red]an agent failed:[/]\n{err[-3000:]}")
+        if self.api_proc is not None:
+            stop_pids([self.api_proc.pid])
+            self.api_proc.wait()
+        sweep(PREFIX)
+        self.run.end()
+
+
+def _api_command(store_url: str, port: int, token_file: Path) -> list[str]:
+    code = (
+        "import sys; from pathlib import Path; from tenet.api.server import serve; "
+        "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), no_auth=False, "
+        "token_file=Path(sys.argv[3]))"
     )
-    return made
+    return [sys.executable, "-c", code, store_url, str(port), str(token_file)]
 
 
-def _checks(objects: ObjectStore, a: dict[str, object], b: dict[str, object]) -> list[Check]:
-    checks: list[Check] = []
-    tenant_a: Tenant = a["tenant"]  # type: ignore[assignment]
-    bridge_a: Bridge = a["bridge0"]  # type: ignore[assignment]
-    rport_a: Port = a["rport0"]  # type: ignore[assignment]
-    chain = objects.create(Chain(tenant_id=tenant_a.id, name="web-sg")).record
-    objects.create(Rule(tenant_id=tenant_a.id, chain_id=chain.id, action=RuleAction.ACCEPT))
-    objects.update(objects.get(Bridge, bridge_a.id).record.replace(inbound_chain_id=chain.id))
-
-    def expect(what: str, error: type[TenetError], action: object) -> None:
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
         try:
-            action()  # type: ignore[operator]
-        except error as exc:
-            checks.append(Check(what, True, str(exc)))
-        else:
-            checks.append(Check(what, False, "was accepted"))
-
-    expect(
-        "deleting a chain in use is refused",
-        ReferenceConflict,
-        lambda: objects.delete(Chain, chain.id),
-    )
-    bad_port = Port(tenant_id=tenant_a.id, device_id=uuid.uuid4(), device_type=DeviceType.BRIDGE)
-    expect(
-        "a port on a missing bridge is refused", ValidationError, lambda: objects.create(bad_port)
-    )
-    other_chain = Chain(tenant_id=b["tenant"].id)  # type: ignore[attr-defined]
-    objects.create(other_chain)
-    expect(
-        "another tenant's chain cannot be used",
-        ValidationError,
-        lambda: objects.update(
-            objects.get(Bridge, bridge_a.id).record.replace(outbound_chain_id=other_chain.id)
-        ),
-    )
-    peer_before = objects.get(Port, rport_a.id).record.peer_id
-    objects.delete(Bridge, bridge_a.id)
-    unlinked = objects.get(Port, rport_a.id).record.peer_id is None and peer_before is not None
-    checks.append(
-        Check("deleting a bridge unlinks the router port", unlinked, f"router port {rport_a.id}")
-    )
-    keys = [p.record.tunnel_key for p in objects.list(Port)]
-    checks.append(
-        Check("tunnel keys are unique", len(keys) == len(set(keys)), f"{len(keys)} ports")
-    )
-    return checks
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
-def run(workdir: Path | None = None) -> int:
-    """Build the demo topology, print what it checked; 0 when every check passed."""
-    with tempfile.TemporaryDirectory(prefix="tenet-demo-") as tmp:
-        path = (workdir or Path(tmp)) / "tenet-demo.db"
-        store = SqliteStore(path)
-        try:
-            objects = ObjectStore(store)
-            start = store.revision() + 1
-            a = _tenant_network(objects, "acme", 0xA)
-            b = _tenant_network(objects, "globex", 0xB)
-            checks = _checks(objects, a, b)
-            with store.watch("/tenet/v1/objects/", start) as watch:
-                changes = 0
-                while batch := watch.get(timeout=0.5):
-                    changes += sum(1 for e in batch if decode_event(e) is not None)
-            print(f"tenet demo: store {path} at revision {store.revision()}")
-            print(f"  {changes} object changes seen by a watch from revision {start}")
-            for kind in (Tenant, Router, Bridge, Port, Route, Chain, Rule):
-                print(f"  {kind.KIND:<8} {len(objects.list(kind))}")
-            for check in checks:
-                mark = "PASS" if check.ok else "FAIL"
-                print(f"  [{mark}] {check.what}: {check.detail}")
-            print("Agents moving real packets between namespaces: ./dev test tests/integration")
-            return 0 if all(c.ok for c in checks) else 1
-        finally:
-            store.close()
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _gateway(vm: DemoVm) -> str:
+    return str(ip_interface(NETWORKS[vm.network.rsplit("-", 1)[1]]).ip)
+
+
+def _ping_detail(result: PingResult) -> str:
+    ttl = ",".join(map(str, sorted(result.ttls))) or "-"
+    rtt = f", {result.rtt_ms:.2f} ms" if result.rtt_ms is not None else ""
+    return f"{result.received}/{result.sent} replies, ttl {ttl}{rtt}"
+
+
+def _transfer_detail(done: Transfer) -> str:
+    if not done.ok:
+        return f"failed: {done.error or 'the digest did not match'} (server {done.server})"
+    rate = done.size * 8 / done.seconds / 1e6 if done.seconds else 0.0
+    return (
+        f"{done.size >> 20} MiB in {done.seconds:.2f} s ({rate:.0f} Mbit/s), SHA-256 matches, "
+        f"answered by {done.server}, which saw {done.seen_as}"
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(check: bool = False) -> int:
+    """Run the demo; with ``check``, do not stay up. 0 when every check passed."""
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    if os.geteuid() != 0:
+        console.print("tenet demo needs root: it makes network namespaces (try: sudo)")
+        return 2
+    missing = [t for t in ("ip", "ping", "nsenter", "ethtool") if shutil.which(t) is None]
+    if missing:
+        console.print(f"tenet demo needs {', '.join(missing)} (./dev setup installs them)")
+        return 2
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    if main:
+        signal.signal(signal.SIGTERM, _interrupt)
+    demo = Demo(console)
+    if not demo.run.acquire():
+        pid = demo.run.recorded().get("pid", "?")
+        console.print(f"a tenet demo is already running (pid {pid}); stop it first (Ctrl-C)")
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        return 2
+    console.print("[bold]tenet demo[/]: tenet's main job on this machine")
+    results: list[Check] = []
+    try:
+        removed = demo.run.sweep()
+        if removed:
+            console.print("  [yellow]removed what an earlier demo left[/]: " + "; ".join(removed))
+        demo.start()
+        results = demo.checks()
+        demo.report(results, check)
+        if not check:
+            demo.stay_up()
+    except KeyboardInterrupt:
+        console.print("\nstopping")
+    except (DemoFailed, OSError, RuntimeError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+        console.print(f"[bold red]tenet demo failed:[/] {exc}")
+        results.append(Check("set-up", False, str(exc)))
+    finally:
+        for signum in handlers:  # clean-up is not to be cut short
+            signal.signal(signum, signal.SIG_IGN)
+        with console.status("removing everything the demo made"):
+            demo.close()
+        console.print("removed everything the demo made")
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return 0 if results and all(r.ok for r in results) else 1
