@@ -1,0 +1,173 @@
+"""Every collection of the API: create, read, list with a filter and pages, update with the
+revision read (a stale one is a 409), delete; and the object layer's rules as 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from apiworld import NEW, Server, build_world, make
+
+from tenet.api.app import COLLECTIONS
+
+U = "00000000-0000-0000-0000-000000000001"
+
+
+def test_every_collection_is_covered() -> None:
+    assert set(NEW) == set(COLLECTIONS)
+
+
+@pytest.mark.parametrize("collection", sorted(NEW))
+def test_create_read_list_update_delete(
+    server: Server, admin: httpx.Client, collection: str
+) -> None:
+    w = build_world(admin)
+    body = NEW[collection](w)
+    created = make(admin, collection, **body)
+    for name, value in body.items():
+        assert created[name] == value, name
+    ident, revision = created["id"], created["revision"]
+    url = f"/v1/{collection}/{ident}"
+
+    got = admin.get(url)
+    assert got.status_code == 200
+    assert got.json() == created
+
+    # list, filtered on a field of the new record, in pages of one
+    field = "tenant_id" if "tenant_id" in body else next(iter(body))
+    value = body[field]
+    listed = admin.get(f"/v1/{collection}", params={field: value, "limit": 1})
+    assert listed.status_code == 200, listed.text
+    seen = [item["id"] for item in listed.json()["items"]]
+    cursor = listed.json()["next_cursor"]
+    while cursor:
+        page = admin.get(f"/v1/{collection}", params={field: value, "limit": 1, "cursor": cursor})
+        seen += [item["id"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+    assert ident in seen
+    assert len(seen) == len(set(seen))
+
+    # update with the revision read; the same revision again is stale
+    renamed = admin.patch(url, json={"name": "renamed", "revision": revision})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "renamed"
+    assert renamed.json()["revision"] > revision
+    stale = admin.put(url, json={**created, "name": "again"})
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"]["code"] == "conflict"
+    fresh = admin.put(url, json={**renamed.json(), "name": "again"})
+    assert fresh.status_code == 200, fresh.text
+
+    assert admin.delete(url).status_code == 204
+    gone = admin.get(url)
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "not_found"
+
+
+def test_sub_collections_and_link(admin: httpx.Client) -> None:
+    w = build_world(admin)
+    t, router, bridge = w["tenant"]["id"], w["router"]["id"], w["bridge"]["id"]
+    bport = make(admin, "ports", tenant_id=t, device_id=bridge, device_type="bridge")
+    linked = admin.post(f"/v1/ports/{bport['id']}/link", json={"peer_id": w["rport"]["id"]})
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["peer_id"] == w["rport"]["id"]
+    peer = admin.get(f"/v1/ports/{w['rport']['id']}").json()
+    assert peer["peer_id"] == bport["id"]  # both sides
+    ports = admin.get(f"/v1/bridges/{bridge}/ports").json()["items"]
+    assert {p["id"] for p in ports} == {bport["id"], w["vmport"]["id"]}
+    assert [p["id"] for p in admin.get(f"/v1/routers/{router}/ports").json()["items"]] == [
+        w["rport"]["id"]
+    ]
+    route = make(admin, "routes", tenant_id=t, router_id=router, dst="198.51.100.0/24",
+                 type="blackhole")  # fmt: skip
+    routes = admin.get(f"/v1/routers/{router}/routes").json()["items"]
+    assert [r["id"] for r in routes] == [route["id"]]
+    rule = make(admin, "rules", tenant_id=t, chain_id=w["chain"]["id"])
+    rules = admin.get(f"/v1/chains/{w['chain']['id']}/rules").json()["items"]
+    assert [r["id"] for r in rules] == [rule["id"]]
+    unlinked = admin.delete(f"/v1/ports/{bport['id']}/link")
+    assert unlinked.status_code == 200
+    assert unlinked.json()["peer_id"] is None
+    assert admin.get(f"/v1/bridges/{bridge}/mac-table").json() == {"items": []}
+    assert admin.get(f"/v1/routers/{router}/arp-table").json() == {"items": []}
+
+
+def test_the_object_layers_rules_are_4xx_with_the_reason(admin: httpx.Client) -> None:
+    w = build_world(admin)
+    t = w["tenant"]["id"]
+    # a reference to nothing
+    missing = admin.post("/v1/ports", json={"tenant_id": t, "device_id": t,
+                                            "device_type": "bridge"})  # fmt: skip
+    assert missing.status_code in (404, 409, 422), missing.text
+    assert "bridge" in missing.json()["error"]["message"]
+    # a chain in use cannot be deleted
+    port = w["vmport"]
+    admin.patch(f"/v1/ports/{port['id']}", json={"inbound_chain_id": w["chain"]["id"]})
+    refused = admin.delete(f"/v1/chains/{w['chain']['id']}")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "conflict"
+    # another tenant's chain cannot be used
+    other = build_world(admin, "globex")
+    foreign = admin.patch(f"/v1/ports/{port['id']}",
+                          json={"outbound_chain_id": other["chain"]["id"]})  # fmt: skip
+    assert foreign.status_code in (409, 422), foreign.text
+    # ownership fields do not change
+    moved = admin.patch(f"/v1/bridges/{w['bridge']['id']}",
+                        json={"tenant_id": other["tenant"]["id"]})  # fmt: skip
+    assert moved.status_code == 422
+    assert moved.json()["error"]["field"] == "tenant_id"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/v1/bridges", {"tenant_id": "nope"}, "tenant_id"),
+        ("post", "/v1/bridges", {"tenant_id": None}, "tenant_id"),
+        ("post", "/v1/bridges", {"name": 7}, "name"),
+        ("post", "/v1/bridges", {"colour": "red"}, "colour"),
+        ("post", "/v1/routes", {"tenant_id": U, "router_id": U, "dst": "300.1.1.0/24"}, "dst"),
+        ("post", "/v1/ports", {"tenant_id": U, "device_id": U, "device_type": "bridge",
+                               "mac": "zz:00:00:00:00:00"}, "mac"),
+        ("post", "/v1/ports", {"tenant_id": U, "device_id": U, "device_type": "switch"},
+         "device_type"),
+        ("get", "/v1/bridges/not-a-uuid", None, "id"),
+        ("get", "/v1/bridges?limit=0", None, "limit"),
+        ("get", "/v1/bridges?limit=x", None, "limit"),
+        ("get", "/v1/bridges?colour=red", None, "colour"),
+        ("get", "/v1/ports?admin_state_up=maybe", None, "admin_state_up"),
+    ],
+)  # fmt: skip
+def test_bad_input_names_the_field(
+    admin: httpx.Client, method: str, path: str, body: Any, field: str
+) -> None:
+    response = admin.request(method.upper(), path, json=body)
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert error["field"] == field or field in error["message"], error
+
+
+def test_a_bad_revision_is_named(admin: httpx.Client) -> None:
+    tenant = make(admin, "tenants", name="acme")
+    for bad in (-1, "3", True):
+        response = admin.patch(f"/v1/tenants/{tenant['id']}", json={"revision": bad})
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "revision"
+    missing = admin.put(f"/v1/tenants/{tenant['id']}", json={"name": "x"})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["field"] == "revision"
+
+
+def test_a_body_that_is_not_json_is_a_4xx(admin: httpx.Client) -> None:
+    response = admin.post("/v1/bridges", content=b"{not json", headers={
+        "content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation"
+
+
+def test_health_and_openapi(server: Server) -> None:
+    with server.client() as anyone:
+        assert anyone.get("/v1/health").json()["status"] == "ok"
+        spec = anyone.get("/openapi.json").json()
+        assert "/v1/bridges/{item_id}" in spec["paths"]
+        assert anyone.get("/docs").status_code == 200
