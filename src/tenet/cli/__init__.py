@@ -376,7 +376,7 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """The ``tenet`` command; returns its exit status."""
     try:
-        app(args=argv, prog_name="tenet", standalone_mode=False)
+        code = app(args=argv, prog_name="tenet", standalone_mode=False)
     except CliError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return exc.code
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         if state.client is not None:
             state.client.close()
             state.client = None
-    return 0
+    return code if isinstance(code, int) else 0  # typer.Exit(n) comes back as n
 
 
 if __name__ == "__main__":

@@ -174,3 +174,9 @@ def test_usage_errors_exit_2_without_a_traceback(capsys: pytest.CaptureFixture[s
     assert "No such command" in err
     assert "--host-id" in err
     assert "Traceback" not in err
+
+
+def test_a_command_exit_status_is_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert main(["demo", "--help"]) == 0
+    assert "--check" in capsys.readouterr().out
