@@ -145,6 +145,7 @@ class Demo:
     vms: dict[str, DemoVm] = field(default_factory=dict)
     servers: list[subprocess.Popen[str]] = field(default_factory=list)
     router_macs: dict[str, list[str]] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # tenants, routers, bridges by name
 
     @property
     def token_file(self) -> Path:
@@ -243,6 +244,7 @@ class Demo:
         assert self.api is not None
         tenant = self.api.create("tenants", name=name, description="a tenet demo tenant")["id"]
         router = self.api.create("routers", tenant_id=tenant, name=f"{name}-router")["id"]
+        self.ids.update({name: tenant, f"{name}-router": router})
         bridges = {}
         self.router_macs[name] = []
         for number, (network, gateway) in enumerate(NETWORKS.items(), start=1):
@@ -268,6 +270,7 @@ class Demo:
             )
             self.api.link(bport["id"], rport["id"])
             bridges[network] = (bridge, number, iface)
+            self.ids[f"{name}-{network}"] = bridge
             self.router_macs[name].append(mac)
         for spec in TENANTS[name]:
             bridge, number, iface = bridges[spec.network]
@@ -453,18 +456,19 @@ class Demo:
         if check:
             return
         web1 = self.vms["acme-web1"]
-        self.console.print("\nTry (as root, in another terminal):")
+        self.console.print("\nTry, as root in another terminal:")
         for line in (
             f"export TENET_URL={self.url} TENET_TOKEN=$(cat {self.token_file})",
             "tenet tenant list",
-            "tenet bridge list",
-            "tenet port list",
-            f"tenet trace --ingress-port-id {web1.port_id} --ip-src {web1.vm.ip} "
-            "--ip-dst 10.0.2.10 --protocol icmp",
-            f'curl -s -H "Authorization: Bearer $TENET_TOKEN" {self.url}/v1/routers',
+            f"tenet bridge list --filter tenant_id={self.ids['acme']}",
+            f"tenet bridge mac-table {self.ids['acme-web']}",
+            f"tenet router ports {self.ids['acme-router']}",
+            f"tenet trace --port {web1.port_id} --dst 10.0.2.10",
+            f"tenet --json port show {web1.port_id}",
             f"ip netns exec {web1.vm.ns} ping 10.0.2.10",
+            f"ip netns exec {web1.vm.ns} ping 10.0.2.20    # globex's; acme never reaches it",
         ):
-            self.console.print(f"  [cyan]{line}[/]", soft_wrap=True)
+            self.console.print(f"  [cyan]{line}[/]", soft_wrap=True, highlight=False)
         self.console.print("\n[bold]Up until Ctrl-C[/], which removes everything the demo made.")
 
     def _vm_table(self) -> Table:
@@ -516,12 +520,10 @@ class Demo:
 
 
 def _api_command(store_url: str, port: int, token_file: Path) -> list[str]:
-    code = (
-        "import sys; from pathlib import Path; from tenet.api.server import serve; "
-        "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), no_auth=False, "
-        "token_file=Path(sys.argv[3]))"
-    )
-    return [sys.executable, "-c", code, store_url, str(port), str(token_file)]
+    return [
+        *(sys.executable, "-m", "tenet", "api", "--store", store_url),
+        *("--host", "127.0.0.1", "--port", str(port), "--token-file", str(token_file)),
+    ]
 
 
 def _port_free(port: int) -> bool:
