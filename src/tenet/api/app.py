@@ -376,7 +376,7 @@ def _collection(app: FastAPI, objects: ObjectStore, coll: str, kind: type[Record
         return _out(load(p, item_id))
 
     def replace(item_id: str, body: JsonBody, p: Who) -> Any:
-        current = load(p, item_id)
+        load(p, item_id)  # visible to this token, or a 404
         if kind is Tenant:
             _admin(p)
         rev = revision_of(body, required=True)
@@ -384,7 +384,6 @@ def _collection(app: FastAPI, objects: ObjectStore, coll: str, kind: type[Record
             raise ValidationError("id", "differs from the id in the path")
         data = {**body, "id": item_id}
         record = build(p, data, None)
-        del current
         return _out(objects.update(record, expected_revision=rev))
 
     def patch(item_id: str, body: JsonBody, p: Who) -> Any:
