@@ -18,9 +18,12 @@ reloads everything.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import queue
 import signal
+import socket
+import struct
 import sys
 import threading
 import uuid
@@ -47,6 +50,7 @@ LEASE_TTL = 5.0
 TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
+SIOCGIFHWADDR = 0x8927
 WATCH_POLL = 0.005  # how often the agent's watch polls a store that cannot push (SQLite)
 DATAPATHS = ("auto", "kernel", "userspace")
 
@@ -118,6 +122,25 @@ def stats_key(host_id: uuid.UUID) -> str:
     return f"{HOSTS}{host_id}/stats"
 
 
+def interfaces_key(host_id: uuid.UUID) -> str:
+    """The host's network interfaces, as its agent last saw them (JSON list)."""
+    return f"{HOSTS}{host_id}/interfaces"
+
+
+def host_interfaces() -> list[dict[str, object]]:
+    """The network interfaces of this process's network namespace: name, index, MAC."""
+    out: list[dict[str, object]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for index, name in socket.if_nameindex():
+            try:
+                raw = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("256s", name.encode()))
+                mac = raw[18:24].hex(":")
+            except OSError:
+                mac = ""
+            out.append({"name": name, "index": index, "mac": mac})
+    return out
+
+
 def applied_key(host_id: uuid.UUID) -> str:
     """The store revision up to which this host's agent has applied object changes
     (its flows invalidated), like OVN's ``hv_cfg``: a client that made a change at
@@ -161,6 +184,7 @@ class Agent:
         self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._next_expiry = 0.0
+        self._interfaces = b""
         self._revision = self._load()
         self._applied(self._revision)
         if isinstance(self.datapath, KernelDatapath) and self.datapath.adopted:
@@ -244,7 +268,12 @@ class Agent:
         stats = {**asdict(self.core.counters), **self.datapath.stats()}
         stats["flows_in_table"] = len(self.core.flows)
         stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
-        self.store.txn([], [Put(stats_key(self.host_id), json.dumps(stats).encode(), self.lease)])
+        puts = [Put(stats_key(self.host_id), json.dumps(stats).encode(), self.lease)]
+        interfaces = json.dumps(host_interfaces()).encode()
+        if interfaces != self._interfaces:  # what an operator binds ports to
+            self._interfaces = interfaces
+            puts.append(Put(interfaces_key(self.host_id), interfaces, self.lease))
+        self.store.txn([], puts)
 
     def close(self) -> None:
         self.datapath.close()

@@ -12,6 +12,7 @@ JSON, ``{"error": {"code", "message", "field"}}``, with the status of the error
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import typing
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenet import __version__
+from tenet.agent.daemon import alive_key, applied_key, interfaces_key, stats_key
 from tenet.agent.learned import ARPS, MACS, LearnedState
 from tenet.api.auth import ANONYMOUS_ADMIN, Principal, Tokens, principal_dict
 from tenet.api.schema import create_schema, object_response, patch_schema, replace_schema
@@ -489,6 +491,34 @@ def _extras(app: FastAPI, objects: ObjectStore) -> None:
             for kv in objects.store.list(prefix).items
         ]
         return {"items": items}
+
+    def host_only(p: Principal, raw_id: str) -> uuid.UUID:
+        _guard_kind(p, Host)
+        host: Record = owned(p, Host, raw_id).record
+        return host.id
+
+    @app.get("/v1/hosts/{item_id}/interfaces", tags=["hosts"])
+    def host_interfaces(item_id: str, p: Who) -> dict[str, Any]:
+        """The host's network interfaces, as its agent reports them (empty while no agent
+        runs there): what port bindings name."""
+        host_id = host_only(p, item_id)
+        kv = objects.store.get(interfaces_key(host_id))
+        return {"items": json.loads(kv.value) if kv else []}
+
+    @app.get("/v1/hosts/{item_id}/status", tags=["hosts"])
+    def host_status(item_id: str, p: Who) -> dict[str, Any]:
+        """Whether the host's agent is alive, the store revision it has applied, and its
+        counters."""
+        host_id = host_only(p, item_id)
+        alive = objects.store.get(alive_key(host_id))
+        applied = objects.store.get(applied_key(host_id))
+        stats = objects.store.get(stats_key(host_id))
+        return {
+            "alive": alive is not None,
+            "underlay": alive.value.decode() if alive else None,
+            "applied_revision": int(applied.value) if applied else None,
+            "stats": json.loads(stats.value) if stats else {},
+        }
 
     trace_body = {
         "type": "object",

@@ -232,6 +232,8 @@ _listing(RESOURCES["routers"], "ports", "/v1/routers/{}/ports", "The router's po
 _listing(RESOURCES["routers"], "routes", "/v1/routers/{}/routes", "The router's routes.")
 _listing(RESOURCES["routers"], "arp-table", "/v1/routers/{}/arp-table", "Learned ARP entries.")
 _listing(RESOURCES["chains"], "rules", "/v1/chains/{}/rules", "The chain's rules, in order.")
+_listing(RESOURCES["hosts"], "interfaces", "/v1/hosts/{}/interfaces", "Its network interfaces.")
+_listing(RESOURCES["hosts"], "status", "/v1/hosts/{}/status", "Its agent: alive, applied, counters.")
 
 
 @RESOURCES["ports"].command("link")

@@ -171,3 +171,27 @@ def test_health_and_openapi(server: Server) -> None:
         spec = anyone.get("/openapi.json").json()
         assert "/v1/bridges/{item_id}" in spec["paths"]
         assert anyone.get("/docs").status_code == 200
+
+
+def test_a_hosts_interfaces_and_status_come_from_its_agent(
+    server: Server, admin: httpx.Client
+) -> None:
+    host = make(admin, "hosts", name="h1")
+    status = admin.get(f"/v1/hosts/{host['id']}/status").json()
+    assert status == {"alive": False, "underlay": None, "applied_revision": None, "stats": {}}
+    assert admin.get(f"/v1/hosts/{host['id']}/interfaces").json() == {"items": []}
+    # what an agent on that host writes (tenet.agent.daemon), under its lease
+    from tenet.agent.daemon import alive_key, applied_key, interfaces_key, stats_key
+
+    hid = __import__("uuid").UUID(host["id"])
+    lease = server.store.grant_lease(60)
+    server.store.put(alive_key(hid), b"10.250.0.1", lease=lease)
+    server.store.put(applied_key(hid), b"7", lease=lease)
+    server.store.put(stats_key(hid), b'{"upcalls": 3}', lease=lease)
+    server.store.put(interfaces_key(hid), b'[{"name": "tap0", "index": 4, "mac": ""}]',
+                     lease=lease)  # fmt: skip
+    status = admin.get(f"/v1/hosts/{host['id']}/status").json()
+    assert status == {"alive": True, "underlay": "10.250.0.1", "applied_revision": 7,
+                      "stats": {"upcalls": 3}}  # fmt: skip
+    names = [i["name"] for i in admin.get(f"/v1/hosts/{host['id']}/interfaces").json()["items"]]
+    assert names == ["tap0"]
