@@ -233,7 +233,7 @@ _listing(RESOURCES["routers"], "routes", "/v1/routers/{}/routes", "The router's 
 _listing(RESOURCES["routers"], "arp-table", "/v1/routers/{}/arp-table", "Learned ARP entries.")
 _listing(RESOURCES["chains"], "rules", "/v1/chains/{}/rules", "The chain's rules, in order.")
 _listing(RESOURCES["hosts"], "interfaces", "/v1/hosts/{}/interfaces", "Its network interfaces.")
-_listing(RESOURCES["hosts"], "status", "/v1/hosts/{}/status", "Its agent: alive, applied, counters.")
+_listing(RESOURCES["hosts"], "status", "/v1/hosts/{}/status", "Its agent: alive, counters.")
 
 
 @RESOURCES["ports"].command("link")
