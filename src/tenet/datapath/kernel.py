@@ -274,10 +274,15 @@ def complete_checksum(frame: bytes, match: FlowMatch) -> bytes:
     would be dropped at the far end. The kernel completes checksums before an
     upcall in OVS too. Frames the kernel forwards itself keep their offload.
     """
-    if match.ip_frag or match.ip_proto not in (6, 17) or len(match.ip_src) != 4:
+    if match.ip_frag or match.vlan or match.ip_proto not in (6, 17):
         return frame
-    ihl = (frame[14] & 0x0F) * 4
-    start, end = 14 + ihl, 14 + int.from_bytes(frame[16:18], "big")
+    if match.eth_type == ETH_P_IP:
+        ihl = (frame[14] & 0x0F) * 4
+        start, end = 14 + ihl, 14 + int.from_bytes(frame[16:18], "big")
+    elif match.eth_type == ETH_P_IPV6 and frame[20] == match.ip_proto:  # no extension headers
+        start, end = 54, 54 + int.from_bytes(frame[18:20], "big")
+    else:
+        return frame
     field = start + (16 if match.ip_proto == 6 else 6)
     if match.ip_proto == 17 and frame[field : field + 2] == b"\0\0":
         return frame  # no UDP checksum: nothing to complete

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+import pytest
 
 from tenet.datapath.base import Output, Tunnel
 from tenet.datapath.kernel import (
@@ -15,16 +18,17 @@ from tenet.datapath.kernel import (
     OUT,
     VALUE_HEAD,
     VALUE_SIZE,
+    complete_checksum,
     kernel_key,
     kernel_value,
     match_of_key,
     value_stats,
 )
-from tenet.packets import FlowMatch, extract_match
+from tenet.packets import TCP, UDP, Ethernet, FlowMatch, IPv4, IPv6, Packet, extract_match
 from tenet.packets.synth import frame_of
 from tenet.simulation.result import DecTtl, SetEthDst, SetIpSrc, SetL4Dst
 
-TCP = FlowMatch(
+TCP_MATCH = FlowMatch(
     7, 0, b"\x02" * 6, b"\x04" * 6, 0, 0, 0x0800, bytes([10, 0, 0, 1]), bytes([10, 0, 1, 2]),
     6, 0, 64, 0, 40000, 80, 0x18,
 )  # fmt: skip
@@ -36,16 +40,16 @@ def test_layouts_match_the_c_structs() -> None:
 
 
 def test_a_key_round_trips_to_its_match() -> None:
-    key = kernel_key(TCP)
+    key = kernel_key(TCP_MATCH)
     assert key is not None
-    assert match_of_key(key) == TCP
-    frame = frame_of(TCP)
+    assert match_of_key(key) == TCP_MATCH
+    frame = frame_of(TCP_MATCH)
     assert frame is not None
     assert match_of_key(key) == extract_match(frame, 7)
 
 
 def test_an_ipv6_key_round_trips() -> None:
-    v6 = TCP._replace(eth_type=0x86DD, ip_src=bytes(range(16)), ip_dst=bytes(range(1, 17)))
+    v6 = TCP_MATCH._replace(eth_type=0x86DD, ip_src=bytes(range(16)), ip_dst=bytes(range(1, 17)))
     key = kernel_key(v6)
     assert key is not None
     assert match_of_key(key) == v6
@@ -53,12 +57,12 @@ def test_an_ipv6_key_round_trips() -> None:
 
 def test_frames_the_program_does_not_read_have_no_key() -> None:
     assert kernel_key(FlowMatch(1, eth_type=0x0806)) is None
-    assert kernel_key(TCP._replace(vlan=0x1001)) is None
-    assert kernel_key(TCP._replace(ip_src=bytes(16), ip_dst=bytes(16))) is None  # not IPv4
+    assert kernel_key(TCP_MATCH._replace(vlan=0x1001)) is None
+    assert kernel_key(TCP_MATCH._replace(ip_src=bytes(16), ip_dst=bytes(16))) is None  # not IPv4
     nd = FlowMatch(1, eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_proto=58,
                    l4_src=135)  # fmt: skip
     assert kernel_key(nd) is None  # neighbor discovery goes to the agent
-    fragment = TCP._replace(eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_frag=1)
+    fragment = TCP_MATCH._replace(eth_type=0x86DD, ip_src=bytes(16), ip_dst=bytes(16), ip_frag=1)
     assert kernel_key(fragment) is None
 
 
@@ -90,3 +94,27 @@ def test_what_the_program_cannot_apply_is_left_to_userspace() -> None:
     v6 = [SetIpSrc(IPv6Address("2001:db8::1")), Output(1)]
     assert VALUE_HEAD.unpack_from(kernel_value(v6, 3, 0))[3] & F_USERSPACE
     assert VALUE_HEAD.unpack_from(kernel_value([], 3, 0))[3:6] == (0, 0, 0)  # a drop
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_a_partial_checksum_is_completed(version: int, proto: str) -> None:
+    """As a VM with checksum offload sends it: only the pseudo-header's sum in the field."""
+    if version == 4:
+        net: Any = IPv4(
+            IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), 6 if proto == "tcp" else 17
+        )
+        eth = Ethernet(b"\x02" * 6, b"\x04" * 6, 0x0800)
+    else:
+        net = IPv6(
+            IPv6Address("2001:db8::1"), IPv6Address("2001:db8::2"), 6 if proto == "tcp" else 17
+        )
+        eth = Ethernet(b"\x02" * 6, b"\x04" * 6, 0x86DD)
+    l4: Any = TCP(40000, 80, flags=0x18) if proto == "tcp" else UDP(40000, 53)
+    whole = Packet(eth, net, l4, b"payload bytes").build()
+    start = 14 + (20 if version == 4 else 40)
+    field = start + (16 if proto == "tcp" else 6)
+    partial = whole[:field] + b"\x12\x34" + whole[field + 2 :]
+    match = extract_match(partial, 3)
+    assert complete_checksum(partial, match) == whole
+    assert complete_checksum(whole, match) == whole  # a whole one stays as it is
