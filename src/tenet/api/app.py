@@ -287,7 +287,7 @@ def create_app(objects: ObjectStore, *, auth: bool = True) -> FastAPI:
 
 
 class _Unauthorized(Exception):
-    pass
+    """No token, or one the store does not know: a 401."""
 
 
 def principal(request: Request) -> Principal:
@@ -472,25 +472,23 @@ def _extras(app: FastAPI, objects: ObjectStore) -> None:
     sub("/v1/routers/{item_id}/routes", Router, Route, "router_id")
     sub("/v1/chains/{item_id}/rules", Chain, Rule, "chain_id")
 
-    @app.get("/v1/bridges/{item_id}/mac-table", tags=["bridges"])
-    def mac_table(item_id: str, p: Who) -> dict[str, Any]:
-        bridge = owned(p, Bridge, item_id).record
-        prefix = f"{MACS}{bridge.id}/"
+    def learned(prefix: str, key: str, value: str) -> dict[str, Any]:
+        """Entries the agents learned under ``prefix`` (``<key>`` -> ``<value>``)."""
         items = [
-            {"mac": kv.key.removeprefix(prefix), "port_id": kv.value.decode()}
+            {key: kv.key.removeprefix(prefix), value: kv.value.decode()}
             for kv in objects.store.list(prefix).items
         ]
         return {"items": items}
 
+    @app.get("/v1/bridges/{item_id}/mac-table", tags=["bridges"])
+    def mac_table(item_id: str, p: Who) -> dict[str, Any]:
+        bridge = owned(p, Bridge, item_id).record
+        return learned(f"{MACS}{bridge.id}/", "mac", "port_id")
+
     @app.get("/v1/routers/{item_id}/arp-table", tags=["routers"])
     def arp_table(item_id: str, p: Who) -> dict[str, Any]:
         router = owned(p, Router, item_id).record
-        prefix = f"{ARPS}{router.id}/"
-        items = [
-            {"ip": kv.key.removeprefix(prefix), "mac": kv.value.decode()}
-            for kv in objects.store.list(prefix).items
-        ]
-        return {"items": items}
+        return learned(f"{ARPS}{router.id}/", "ip", "mac")
 
     def host_only(p: Principal, raw_id: str) -> uuid.UUID:
         _guard_kind(p, Host)

@@ -49,7 +49,13 @@ from pathlib import Path
 from tenet.datapath.base import DpAction, FlowStats, Output, Tunnel, Upcall
 from tenet.datapath.libbpf import BpfError, BpfMap, BpfObject, RingBuffer, possible_cpus
 from tenet.datapath.upcalls import UpcallQueue
-from tenet.datapath.userspace import BURST, Compiled, Encap, compile_actions, deep_buffers
+from tenet.datapath.userspace import (
+    BURST,
+    Compiled,
+    PythonTx,
+    compile_actions,
+    deep_buffers,
+)
 from tenet.errors import DatapathUnavailable, PacketError
 from tenet.packets import FlowMatch, extract_match
 from tenet.packets.checksum import l4_checksum, udp_fixup
@@ -324,7 +330,9 @@ class Counters:
     errors: int = 0
 
 
-class KernelDatapath:
+class KernelDatapath(PythonTx):
+    counters: Counters
+
     def __init__(
         self,
         underlay: IPv4Address,
@@ -650,36 +658,3 @@ class KernelDatapath:
             return
         self.counters.upcalls += 1
         self._upcalls.put(Upcall(in_port, frame, match, tunnel_key))
-
-    def _apply(self, flow: Compiled, frame: bytes) -> None:
-        if flow.rewrites:
-            buf = bytearray(frame)
-            try:
-                for step in flow.rewrites:
-                    step(buf)
-            except PacketError:
-                self.counters.malformed += 1
-                return
-            frame = bytes(buf)
-        for out in flow.outputs:
-            if isinstance(out, Encap):
-                self._tunnel(out, frame)
-            else:
-                self._send(out, frame)
-
-    def _send(self, number: int, frame: bytes) -> None:
-        sock = self._ports.get(number)
-        if sock is None:
-            return
-        try:
-            sock.send(frame)
-            self.counters.tx += 1
-        except OSError:
-            self.counters.errors += 1
-
-    def _tunnel(self, out: Encap, frame: bytes) -> None:
-        try:
-            self._udp.sendto(out.header + frame, (out.remote, self.vxlan_port))
-            self.counters.tunnel_tx += 1
-        except OSError:
-            self.counters.errors += 1

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from tenet.datapath.base import DpAction, FlowStats, Output, Tunnel, Upcall
 from tenet.datapath.upcalls import UpcallQueue
@@ -120,7 +121,61 @@ class Counters:
     by_port_dropped: dict[int, int] = field(default_factory=dict)
 
 
-class UserspaceDatapath:
+class TxCounters(Protocol):
+    tx: int
+    tunnel_tx: int
+    errors: int
+    malformed: int
+
+
+class PythonTx:
+    """Sending frames from Python as a compiled flow says: its rewrites on a copy, then
+    each output, a local port's AF_PACKET socket or VXLAN over the UDP socket. Both
+    datapaths have it: the userspace one for every packet, the kernel one for first
+    packets and for what its program does not do."""
+
+    _ports: dict[int, socket.socket]
+    _udp: socket.socket
+    vxlan_port: int
+    counters: TxCounters
+
+    def _apply(self, flow: Compiled, frame: bytes) -> None:
+        if flow.rewrites:
+            buf = bytearray(frame)
+            try:
+                for step in flow.rewrites:
+                    step(buf)
+            except PacketError:
+                self.counters.malformed += 1
+                return
+            frame = bytes(buf)
+        for out in flow.outputs:
+            if isinstance(out, int):
+                self._send(out, frame)
+            else:
+                self._tunnel(out, frame)
+
+    def _send(self, number: int, frame: bytes) -> None:
+        sock = self._ports.get(number)
+        if sock is None:
+            return
+        try:
+            sock.send(frame)
+            self.counters.tx += 1
+        except OSError:
+            self.counters.errors += 1
+
+    def _tunnel(self, out: Encap, frame: bytes) -> None:
+        try:
+            self._udp.sendto(out.header + frame, (out.remote, self.vxlan_port))
+            self.counters.tunnel_tx += 1
+        except OSError:
+            self.counters.errors += 1
+
+
+class UserspaceDatapath(PythonTx):
+    counters: Counters
+
     def __init__(
         self, underlay: IPv4Address, *, vxlan_port: int = VXLAN_PORT, upcall_bound: int = 256
     ) -> None:
@@ -300,36 +355,3 @@ class UserspaceDatapath:
         flow.bytes += len(frame)
         flow.last_used = time.monotonic()
         self._apply(flow, frame)
-
-    def _apply(self, flow: Compiled, frame: bytes) -> None:
-        if flow.rewrites:
-            buf = bytearray(frame)
-            try:
-                for step in flow.rewrites:
-                    step(buf)
-            except PacketError:
-                self.counters.malformed += 1
-                return
-            frame = bytes(buf)
-        for out in flow.outputs:
-            if isinstance(out, int):
-                self._send(out, frame)
-            else:
-                self._tunnel(out, frame)
-
-    def _send(self, number: int, frame: bytes) -> None:
-        sock = self._ports.get(number)
-        if sock is None:
-            return
-        try:
-            sock.send(frame)
-            self.counters.tx += 1
-        except OSError:
-            self.counters.errors += 1
-
-    def _tunnel(self, out: Encap, frame: bytes) -> None:
-        try:
-            self._udp.sendto(out.header + frame, (out.remote, self.vxlan_port))
-            self.counters.tunnel_tx += 1
-        except OSError:
-            self.counters.errors += 1
