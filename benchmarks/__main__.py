@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -75,6 +76,8 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gb": round(mem_kb / 2**20, 1),
         "python": platform.python_version(),
+        # both sides of every TCP ratio use the same tool; iperf3 is the one to quote
+        "tcp_tool": "iperf3" if shutil.which("iperf3") else "python sockets",
     }
 
 
@@ -235,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     needs_root = {"datapath", "control"} - set(args.skip)
     if needs_root and os.geteuid() != 0:
         parser.error(f"sections {sorted(needs_root)} need root (or --skip them)")
+    if "datapath" not in args.skip and not shutil.which("iperf3"):
+        say(
+            "iperf3 is not installed: TCP is measured with Python sockets (./dev bench installs it)"
+        )
     started, clock = datetime.now(UTC), time.monotonic()
     raw: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -253,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(table(rows))
-    print(f"\nratio = tenet / baseline; see benchmarks/README.md. Written to {args.json}")
+    print(
+        f"\nratio = tenet / baseline; see benchmarks/README.md. TCP: {doc['machine']['tcp_tool']}."
+    )
+    print(f"Written to {args.json}")
     return 0
 
 

@@ -65,6 +65,47 @@ def received_by_interval(out: str) -> list[tuple[float, int]]:
     return [(float(t), int(n)) for t, n in (line.split() for line in out.splitlines())]
 
 
+def test_a_steady_tcp_transfer_never_reaches_the_agent(lab: Lab, tmp_path: Path) -> None:
+    """10 s of TCP between VMs on two hosts: after the first packets every segment is
+    forwarded by the program; the agents' count of packets the kernel handed them stands
+    still while the kernel's hit counter climbs."""
+    world = World(lab, tmp_path / "store.db")
+    try:
+        _, _, (vm1, vm2) = one_bridge_two_hosts(world)
+        world.start_agents()
+        assert ping(vm1, vm2.ip).returncode == 0
+        sink = subprocess.Popen(
+            netns_exec(vm2.ns, sys.executable, "-c", textwrap.dedent(SINK)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert sink.stdout is not None
+        assert sink.stdout.readline().strip() == "listening"
+        source = subprocess.Popen(
+            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(SOURCE), vm2.ip, "10")
+        )
+
+        def kernel(counter: str) -> int:
+            return world.stats(0)[counter] + world.stats(1)[counter]
+
+        # the agents publish their counters every second: 2.5 s in, the snapshot is from
+        # the transfer's stride, past its first packets; 9.5 s in, it is still running
+        time.sleep(2.5)
+        to_agent, hits = kernel("kernel_to_agent"), kernel("kernel_hits")
+        time.sleep(7.0)
+        to_agent_later, hits_later = kernel("kernel_to_agent"), kernel("kernel_hits")
+        assert source.wait(timeout=60) == 0
+        out, _ = sink.communicate(timeout=60)
+        assert sum(n for _, n in received_by_interval(out)) > 100 * 65536
+        assert to_agent > 0, "the first packets (ping, SYN) reached the agents: counted"
+        assert hits_later - hits > 10_000, "the kernel did not forward the transfer"
+        assert to_agent_later == to_agent, (
+            f"{to_agent_later - to_agent} packets of a steady TCP transfer reached the agents"
+        )
+    finally:
+        world.store.close()
+
+
 def test_a_killed_agent_leaves_the_kernel_forwarding(lab: Lab, tmp_path: Path) -> None:
     world = World(lab, tmp_path / "store.db")
     try:
