@@ -21,6 +21,7 @@ import pytest
 from tenet.packets import (
     ARP,
     BROADCAST_MAC,
+    TCP,
     UDP,
     Ethernet,
     IPv4,
@@ -53,8 +54,9 @@ DRIVER = """
     dp = {open}
     plan = json.loads(sys.argv[2])
     ports = [dp.add_port(name) for name in plan["ports"]]
-    for frame, actions in plan.get("flows", []):
-        dp.install(extract_match(bytes.fromhex(frame), ports[0]), eval(actions))
+    for frame, actions, *loose in plan.get("flows", []):
+        match = extract_match(bytes.fromhex(frame), ports[0])
+        dp.install(match, eval(actions), ttl_above=loose[0] if loose else None)
     for key, index in plan.get("tunnel_ports", []):
         dp.set_tunnel_port(key, ports[index])
     print(json.dumps(ports), flush=True)
@@ -62,7 +64,7 @@ DRIVER = """
     deadline = time.monotonic() + plan.get("collect", 0)
     upcalls = []
     while time.monotonic() < deadline:
-        upcalls += [[u.port_no, u.match.l4_src] for u in dp.upcalls(0.1)]
+        upcalls += [[u.port_no, u.match.l4_src, u.match.ip_ttl] for u in dp.upcalls(0.1)]
     flows = [[f.packets, f.bytes] for f in dp.dump()]
     print(json.dumps({{"stats": dp.stats(), "flows": flows, "upcalls": upcalls}}), flush=True)
     dp.close()
@@ -225,7 +227,7 @@ def test_a_miss_is_one_upcall_per_packet(lab: Lab, backend: str) -> None:
     frames = [udp(vm1, vm2, b"conformance-miss", sport=5000 + i) for i in range(3)]
     send(vm1, *frames)
     report = driver.finish()
-    ours = [u for u in report["upcalls"] if u[1] >= 5000]  # type: ignore[union-attr]
+    ours = [u[:2] for u in report["upcalls"] if u[1] >= 5000]  # type: ignore[union-attr]
     assert sorted(ours) == [[driver.ports[0], 5000 + i] for i in range(3)]
     assert extract_match(frames[0], driver.ports[0]).l4_src == 5000
 
@@ -328,3 +330,50 @@ def test_an_ipv6_flow_rewrites_and_forwards(lab: Lab, backend: str) -> None:
     assert report["flows"] == [[1, len(frame)]]
     if backend == "kernel":
         assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]
+
+
+# loose flows (Datapath.install's ttl_above): the kernel matches one flow for every TCP
+# flag and every TTL above the floor; the userspace datapath matches exactly (allowed)
+LOOSE = {"kernel": True, "userspace": False}
+
+
+def test_a_loose_flow_serves_other_flags_and_ttls_but_never_one_that_runs_out(
+    lab: Lab, backend: str
+) -> None:
+    ns, address, vm1, vm2 = one_host(lab)
+    eth = Ethernet(mac_from_str(vm2.mac), mac_from_str(vm1.mac), 0x0800)
+
+    def tcp(ttl: int, flags: int, payload: bytes) -> bytes:
+        ip = IPv4(IPv4Address(vm1.ip), IPv4Address(vm2.ip), 6, ttl=ttl)
+        return Packet(eth, ip, TCP(40000, 80, flags=flags), payload).build()
+
+    syn = tcp(64, 0x02, b"conformance-loose-syn")  # what the flow was installed from
+    ack = tcp(20, 0x10, b"conformance-loose-ack")  # other flags, another TTL: above 1
+    dying = tcp(1, 0x10, b"conformance-loose-ttl")  # runs out at the router: the agent's
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {
+            "ports": [vm1.host_if, vm2.host_if],
+            "flows": [[syn.hex(), "[DecTtl(1), Output(ports[1])]", 1]],
+            "collect": 1.5,
+        },
+    )
+    cap = capture(vm2, 1.5, b"conformance-loose")
+    send(vm1, ack, dying)
+    got = captured(cap)
+    report = driver.finish()
+    upcall_ttls = sorted(u[2] for u in report["upcalls"] if u[1] == 40000)  # type: ignore[union-attr]
+    if LOOSE[backend]:
+        (out,) = got
+        pkt = Packet.parse(out)
+        assert isinstance(pkt.net, IPv4)
+        assert (pkt.payload, pkt.net.ttl) == (b"conformance-loose-ack", 19)
+        assert header_checksum_ok(out[14:])
+        assert upcall_ttls == [1]
+        assert report["flows"] == [[1, len(ack)]]
+        assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]
+    else:
+        assert got == []
+        assert upcall_ttls == [1, 20]

@@ -72,6 +72,12 @@ def test_a_steady_tcp_transfer_never_reaches_the_agent(lab: Lab, tmp_path: Path)
     world = World(lab, tmp_path / "store.db")
     try:
         _, _, (vm1, vm2) = one_bridge_two_hosts(world)
+        for vm in (vm1, vm2):  # no IPv6 chatter (DAD, MLD reports) beside the transfer
+            for scope in ("all", "default", "eth0"):
+                subprocess.run(
+                    netns_exec(vm.ns, "sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1"),
+                    check=True,
+                )
         world.start_agents()
         assert ping(vm1, vm2.ip).returncode == 0
         sink = subprocess.Popen(

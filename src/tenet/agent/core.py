@@ -190,7 +190,7 @@ class AgentCore:
         if result.verdict in (Verdict.FORWARD, Verdict.DROP):
             for evicted in self.flows.install(upcall.match, result, now):
                 self.datapath.delete(evicted.match)
-            self.datapath.install(upcall.match, actions)
+            self.datapath.install(upcall.match, actions, ttl_above=result.loose_floor)
             self.counters.flows_installed += 1
         if actions and not upcall.truncated:
             self.datapath.execute(upcall.frame, upcall.port_no, actions)
@@ -259,7 +259,7 @@ class AgentCore:
             self.counters.simulations += 1
             for evicted in self.flows.install(match, result, now):
                 self.datapath.delete(evicted.match)
-            self.datapath.install(match, self.translate(result))
+            self.datapath.install(match, self.translate(result), ttl_above=result.loose_floor)
             writes += result.state
             kept += 1
         return kept, removed, writes

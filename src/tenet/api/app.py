@@ -628,6 +628,8 @@ def _trace(
         "verdict": result.verdict.name.lower(),
         "actions": [_action(a) for a in result.actions],
         "match_fields": sorted(result.match_fields),
+        # the flow holds for every TTL above this (each router on the way checks it)
+        "ttl_above": result.ttl_above,
         "trace": [
             {
                 "kind": s.kind,

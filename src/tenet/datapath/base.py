@@ -59,7 +59,18 @@ class Datapath(Protocol):
 
     def remove_port(self, port_no: int) -> None: ...
 
-    def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None: ...
+    def install(
+        self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
+    ) -> None:
+        """Forward packets of ``match`` with ``actions`` (replacing what it had).
+
+        ``ttl_above`` loosens the flow: its outcome holds for any TCP flags and any
+        TTL above that floor (0: any TTL), so the datapath may match one flow for all
+        of them and hand over a packet whose TTL is at or under the floor (a router
+        on its way answers it with an ICMP error). A datapath may ignore it and match
+        exactly: exact is never wrong, only more upcalls. ``delete``, ``dump`` and
+        the counters still speak of ``match``.
+        """
 
     def delete(self, match: FlowMatch) -> FlowStats | None: ...
 

@@ -22,6 +22,7 @@ class FakeDatapath:
     executed: list[tuple[bytes, int, tuple[DpAction, ...]]] = field(default_factory=list)
     queue: UpcallQueue = field(default_factory=UpcallQueue)
     counts: dict[FlowMatch, tuple[int, int, float]] = field(default_factory=dict)
+    loose: dict[FlowMatch, int] = field(default_factory=dict)  # ttl_above of loose flows
     _next: int = 1
 
     def add_port(self, ifname: str) -> int:
@@ -32,10 +33,17 @@ class FakeDatapath:
     def remove_port(self, port_no: int) -> None:
         self.ports.pop(port_no, None)
 
-    def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None:
+    def install(
+        self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
+    ) -> None:
         self.flows[match] = tuple(actions)
+        if ttl_above is None:
+            self.loose.pop(match, None)
+        else:
+            self.loose[match] = ttl_above
 
     def delete(self, match: FlowMatch) -> FlowStats | None:
+        self.loose.pop(match, None)
         if self.flows.pop(match, None) is None:
             return None
         packets, nbytes, last = self.counts.pop(match, (0, 0, 0.0))

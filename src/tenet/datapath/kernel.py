@@ -6,9 +6,13 @@ computes the same flow key as :func:`tenet.packets.extract_match` for untagged
 IPv4 and IPv6 frames and, on a hit in the ``flows`` hash map, rewrites headers
 (with checksum updates), decrements the TTL or hop limit, and redirects to a
 local port or, with a tunnel key, to the VXLAN device; it counts and stamps
-every flow. A miss, or a frame it does not read (ARP, neighbor discovery, VLAN
-tags, IPv4 options, IPv6 extension headers), goes to this process through a ring
-buffer and is dropped in the kernel::
+every flow. Most flows are *loose* (``install(..., ttl_above=n)``): their key
+leaves out the TCP flags and the TTL, so a TCP connection costs one upcall per
+direction rather than one per flag combination, and the program sends a packet
+whose TTL is at or under the floor to the agent (a router on its way answers it).
+A miss, or a frame it does not read (ARP, neighbor discovery, VLAN tags, IPv4
+options, IPv6 extension headers), goes to this process through a ring buffer and
+is dropped in the kernel::
 
     ring record -> extract_match -> a flow installed here? apply it in Python
                                     otherwise             -> upcall (bounded, fair)
@@ -43,6 +47,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -80,8 +85,9 @@ CACHE_DIR = "/var/cache/tenet"
 
 # Mirrors of the C structs (little-endian hosts; addresses in network order).
 KEY = struct.Struct("<II6s6sHBBBBHHH16s16s")
-VALUE_HEAD = struct.Struct("<QQQIBBHH6s6sH4s4s")
+VALUE_HEAD = struct.Struct("<QQQIBBHH6s6sBx4s4s")
 OUT = struct.Struct("<III")
+STAMP = struct.Struct("<Q")  # last_used, at offset 16 of the value
 MAX_OUT = 8
 VALUE_SIZE = VALUE_HEAD.size + MAX_OUT * OUT.size
 UPCALL = struct.Struct("<IIIHHH6x")
@@ -105,6 +111,8 @@ F_ETH_SRC, F_ETH_DST, F_IP_SRC, F_IP_DST, F_L4_SRC, F_L4_DST, F_USERSPACE = (
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 R_MISS = 1  # enum reason in the C source
+LOOSE_FLAGS = 0xFFFF  # tcp_flags of a loose flow's key (its ip_ttl is 0)
+LOOSE_TTL = 255  # the TTL a loose key stands for, when read back with no owner
 ZERO4 = bytes(4)
 ZERO6 = bytes(6)
 
@@ -176,9 +184,10 @@ def unsupported() -> str | None:
 # -- flows in kernel terms --------------------------------------------------------------
 
 
-def kernel_key(match: FlowMatch) -> bytes | None:
+def kernel_key(match: FlowMatch, loose: bool = False) -> bytes | None:
     """The program's key for ``match``, or None when the program does not read such frames
-    (see the C source: untagged IPv4 and IPv6, no neighbor discovery, no IPv6 fragments)."""
+    (see the C source: untagged IPv4 and IPv6, no neighbor discovery, no IPv6 fragments).
+    A ``loose`` key leaves out the TCP flags and the TTL (the program looks it up first)."""
     if match.vlan:
         return None
     if match.eth_type == ETH_P_IP:
@@ -199,17 +208,19 @@ def kernel_key(match: FlowMatch) -> bytes | None:
         match.eth_type,
         match.ip_proto,
         match.ip_tos,
-        match.ip_ttl,
+        0 if loose else match.ip_ttl,
         match.ip_frag,
         match.l4_src,
         match.l4_dst,
-        match.tcp_flags,
+        LOOSE_FLAGS if loose else match.tcp_flags,
         match.ip_src,
         match.ip_dst,
     )
 
 
 def match_of_key(key: bytes) -> FlowMatch:
+    """The match a key was made from; for a loose key, a match it stands for (no TCP
+    flags, TTL 255): what a restarted agent re-simulates to adopt it."""
     (
         in_port,
         tkey,
@@ -228,14 +239,25 @@ def match_of_key(key: bytes) -> FlowMatch:
     ) = KEY.unpack(key)
     if eth_type == ETH_P_IP:
         src, dst = src[:4], dst[:4]
+    if flags == LOOSE_FLAGS:
+        flags, ttl = 0, LOOSE_TTL
     return FlowMatch(
         in_port, tkey, eth_src, eth_dst, 0, 0, eth_type, src, dst, proto, tos, ttl, frag,
         l4s, l4d, flags,
     )  # fmt: skip
 
 
-def kernel_value(actions: Sequence[DpAction], vxlan_ifindex: int, now_ns: int) -> bytes:
-    """The program's value for ``actions``; F_USERSPACE if it cannot apply them itself."""
+def kernel_value(
+    actions: Sequence[DpAction], vxlan_ifindex: int, now_ns: int, ttl_above: int = 0
+) -> bytes:
+    """The program's value for ``actions``; F_USERSPACE if it cannot apply them itself.
+    ``ttl_above`` is a loose flow's TTL floor."""
+    value = _value(tuple(actions), vxlan_ifindex, ttl_above)
+    return value[:16] + STAMP.pack(now_ns) + value[24:]
+
+
+@lru_cache(maxsize=4096)  # flows set up in a burst share a few action lists
+def _value(actions: tuple[DpAction, ...], vxlan_ifindex: int, ttl_above: int) -> bytes:
     flags = dec_ttl = l4_src = l4_dst = 0
     eth_src = eth_dst = ZERO6
     ip_src = ip_dst = ZERO4
@@ -265,8 +287,8 @@ def kernel_value(actions: Sequence[DpAction], vxlan_ifindex: int, now_ns: int) -
         flags |= F_USERSPACE
         outs, dec_ttl = [], 0
     head = VALUE_HEAD.pack(
-        0, 0, now_ns, flags, dec_ttl, len(outs), l4_src, l4_dst, eth_src, eth_dst, 0, ip_src,
-        ip_dst,
+        0, 0, 0, flags, dec_ttl, len(outs), l4_src, l4_dst, eth_src, eth_dst,
+        min(ttl_above, 255), ip_src, ip_dst,
     )  # fmt: skip
     padded = outs + [(0, 0, 0)] * (MAX_OUT - len(outs))
     return head + b"".join(OUT.pack(*o) for o in padded)
@@ -366,6 +388,10 @@ class KernelDatapath(PythonTx):
         self._counter_map = BpfMap(self._obj.map_fd("counters"), 4, 8 * self._cpus)
         self._ipr = IPRoute()
         self._soft: dict[FlowMatch, Compiled] = {}
+        # the kernel key each match was installed under, and the match owning each key
+        # (loose keys stand for many matches: the one installed last owns it)
+        self._kkey: dict[FlowMatch, bytes] = {}
+        self._owner: dict[bytes, FlowMatch] = {}
         self._ports: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
         self._upcalls = UpcallQueue(upcall_bound)
@@ -477,26 +503,44 @@ class KernelDatapath(PythonTx):
             self._detach(port_no)
 
     # -- flows ------------------------------------------------------------------------------
-    def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None:
+    def install(
+        self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
+    ) -> None:
         compiled = compile_actions(actions)
         compiled.last_used = time.monotonic()
+        compiled.ttl_above = ttl_above
+        key = kernel_key(match, loose=ttl_above is not None)
+        old = self._kkey.get(match)
+        if old is not None and old != key:  # it was installed loose and is exact now, or back
+            self._forget(match, old)
         self._soft[match] = compiled
-        key = kernel_key(match)
         if key is None:
             return
+        self._kkey[match] = key
+        self._owner[key] = match
+        value = kernel_value(actions, self.vxlan_ifindex, time.monotonic_ns(), ttl_above or 0)
         try:
-            self._flows.update(key, kernel_value(actions, self.vxlan_ifindex, time.monotonic_ns()))
+            self._flows.update(key, value)
         except BpfError as exc:
             if exc.errno not in (errno.E2BIG, errno.ENOMEM):
                 raise
             self.counters.kernel_full += 1  # the kernel's table is full: forwarded from here
 
+    def _forget(self, match: FlowMatch, key: bytes) -> bytes | None:
+        """Remove ``match``'s kernel entry under ``key`` if ``match`` owns it; its value."""
+        self._kkey.pop(match, None)
+        if self._owner.get(key, match) != match:
+            return None  # a later match installed the same loose flow: it stays
+        self._owner.pop(key, None)
+        value = self._flows.lookup(key)
+        if value is not None:
+            self._flows.delete(key)
+        return value
+
     def delete(self, match: FlowMatch) -> FlowStats | None:
         soft = self._soft.pop(match, None)
-        key = kernel_key(match)
-        value = self._flows.lookup(key) if key is not None else None
-        if value is not None and key is not None:
-            self._flows.delete(key)
+        key = self._kkey.get(match) or kernel_key(match)
+        value = self._forget(match, key) if key is not None else None
         if soft is None and value is None:
             return None
         packets, nbytes, last_used = value_stats(value) if value is not None else (0, 0, 0.0)
@@ -509,7 +553,7 @@ class KernelDatapath(PythonTx):
         out: list[FlowStats] = []
         seen: set[FlowMatch] = set()
         for key, value in self._flows.items():
-            match = match_of_key(key)
+            match = self._owner.get(key) or self._adopt(key)
             packets, nbytes, last_used = value_stats(value)
             soft = self._soft.get(match)
             if soft is not None:
@@ -521,6 +565,14 @@ class KernelDatapath(PythonTx):
             if match not in seen:
                 out.append(FlowStats(match, soft.packets, soft.bytes, soft.last_used))
         return out
+
+    def _adopt(self, key: bytes) -> FlowMatch:
+        """A kernel flow no match of this run installed (a previous run's): the match it
+        stands for from now on."""
+        match = match_of_key(key)
+        self._owner[key] = match
+        self._kkey[match] = key
+        return match
 
     def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None:
         if in_port:  # a VM's frame, handed over as the kernel had it (see complete_checksum)
@@ -625,6 +677,17 @@ class KernelDatapath(PythonTx):
             self.failure = exc
             self._stop.set()
 
+    def _loose_soft(self, match: FlowMatch) -> Compiled | None:
+        """The loose flow serving ``match`` if its TTL is above the flow's floor."""
+        key = kernel_key(match, loose=True)
+        owner = self._owner.get(key) if key is not None else None
+        flow = self._soft.get(owner) if owner is not None else None
+        if flow is None or flow.ttl_above is None:
+            return None
+        if flow.ttl_above and match.ip_ttl <= flow.ttl_above:
+            return None  # it runs out on the way: the agent's simulation answers it
+        return flow
+
     def _from_kernel(self, data: bytes) -> None:
         in_port, tunnel_key, length, reason, tci, vlan_proto = UPCALL.unpack_from(data)
         if reason == R_MISS and self._upcalls.full(in_port):
@@ -646,7 +709,7 @@ class KernelDatapath(PythonTx):
             self.counters.upcalls += 1
             self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, truncated=True))
             return
-        flow = self._soft.get(match)
+        flow = self._soft.get(match) or self._loose_soft(match)
         if flow is not None:  # installed here, or raced its install: applied in userspace
             if in_port:
                 frame = complete_checksum(frame, match)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -70,9 +70,17 @@ class Compiled:
     packets: int = 0
     bytes: int = 0
     last_used: float = 0.0
+    ttl_above: int | None = None  # a loose flow's TTL floor (the kernel datapath's)
 
 
 def compile_actions(actions: Sequence[DpAction]) -> Compiled:
+    """A flow's actions as the Python side applies them (a fresh set of counters)."""
+    rewrites, outputs = _compiled(tuple(actions))
+    return Compiled(rewrites, outputs)
+
+
+@lru_cache(maxsize=4096)  # flows set up in a burst share a few action lists
+def _compiled(actions: tuple[DpAction, ...]) -> tuple[tuple[Rewrite, ...], tuple[int | Encap, ...]]:
     rewrites: list[Rewrite] = []
     outputs: list[int | Encap] = []
     for action in actions:
@@ -95,7 +103,7 @@ def compile_actions(actions: Sequence[DpAction]) -> Compiled:
         elif isinstance(action, DecTtl):
             for _ in range(action.hops):
                 rewrites.append(rewrite.dec_ttl)
-    return Compiled(tuple(rewrites), tuple(outputs))
+    return tuple(rewrites), tuple(outputs)
 
 
 def deep_buffers(sock: socket.socket) -> None:
@@ -237,7 +245,11 @@ class UserspaceDatapath(PythonTx):
             sock.close()
 
     # -- flows ----------------------------------------------------------------------------
-    def install(self, match: FlowMatch, actions: Sequence[DpAction]) -> None:
+    def install(
+        self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
+    ) -> None:
+        # exact always (ttl_above is ignored): a second lookup per packet for loose flows
+        # costs Python more than the few upcalls per TCP connection it would spare
         compiled = compile_actions(actions)
         compiled.last_used = time.monotonic()
         with self._lock:

@@ -10,8 +10,9 @@ Owns, for one datapath:
 * a **hard limit** on the number of flows: installing past it evicts the least
   recently used;
 * a **megaflow cache**: simulation results keyed by the values of only the fields
-  the simulation read, so a new microflow that agrees on them is installed with
-  no new simulation. Entries share the tag index and are invalidated with flows.
+  the simulation read, so a new microflow that agrees on them (and whose TTL is
+  above the result's floor) is installed with no new simulation. Entries share
+  the tag index and are invalidated with flows.
 
 Invariants: every flow and megaflow entry is in the tag index under each of its
 tags, and nowhere else; removing one removes it from every index. Pure logic: no
@@ -172,7 +173,7 @@ class FlowTable:
         """A remembered result that serves ``match``, if any."""
         for fields, table in self._megaflows.items():
             entry = table.get(masked(match, fields))
-            if entry is not None:
+            if entry is not None and entry.result.holds_for_ttl(match.ip_ttl):
                 entry.hits += 1
                 return entry.result
         return None

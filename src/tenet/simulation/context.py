@@ -9,9 +9,10 @@ learned state to write.
 
 Invariant: every read of a packet field goes through :meth:`Ctx.get` (or the
 typed accessors built on it), so ``read`` is exactly the set of fields the
-outcome depends on. Reading a rewritten field reads the rewritten value, but
-still marks the original field as read (the rewrite was decided by fields that
-are themselves marked).
+outcome depends on; the one exception is a router's TTL check
+(:meth:`Ctx.ttl_expires`), which a result carries as a floor instead. Reading a
+rewritten field reads the rewritten value, but still marks the original field as
+read (the rewrite was decided by fields that are themselves marked).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Ctx:
         "routers_crossed",
         "state",
         "trace",
+        "ttl_above",
     )
 
     def __init__(self, match: FlowMatch, frame: bytes, in_port_id: uuid.UUID, now: float) -> None:
@@ -66,6 +68,7 @@ class Ctx:
         self.in_port_id = in_port_id
         self.out_port_id: uuid.UUID | None = None
         self.routers_crossed = 0
+        self.ttl_above = 0
         self.hops = 0
         # conntrack comes with the stateful issue; until then every packet is NEW
         self.ct_state = CtState.NEW
@@ -86,6 +89,20 @@ class Ctx:
             self.current.pop(name, None)
         else:
             self.current[name] = value
+
+    def ttl_expires(self) -> bool:
+        """A router's TTL check: does the packet's TTL run out at this router?
+
+        Passing is not a read of ``ip_ttl``: it raises ``ttl_above``, the floor every
+        packet of the flow must exceed (a datapath checks it as this router would), so
+        one flow serves every TTL. Running out does read it (the outcome is an ICMP
+        error for this TTL only).
+        """
+        if self.match.ip_ttl - self.routers_crossed <= 1:
+            self.read.add("ip_ttl")
+            return True
+        self.ttl_above = max(self.ttl_above, self.routers_crossed + 1)
+        return False
 
     def ip_src(self) -> IPv4Address | IPv6Address | None:
         raw = self.get("ip_src")

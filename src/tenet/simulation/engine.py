@@ -195,6 +195,7 @@ def _finish(
         verdict,
         actions=(*_rewrites(ctx), *outputs) if verdict is Verdict.FORWARD else (),
         match_fields=frozenset(ctx.read),
+        ttl_above=ctx.ttl_above,
         tags=ctx.tags,
         emit=tuple(ctx.emit),
         state=tuple(ctx.state),

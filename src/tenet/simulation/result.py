@@ -13,7 +13,12 @@ and every later packet of its flow, and nothing the agent has to compute again:
   tunnel to the host that owns a remote egress port, keyed by that port's
   tunnel key.
 * ``match_fields``: the flow-match fields the simulation read. Any packet that
-  agrees with this one on these fields gets the same result (a megaflow).
+  agrees with this one on these fields, and whose TTL is above ``ttl_above``,
+  gets the same result (a megaflow).
+* ``ttl_above``: the TTL (IPv6 hop limit) the packet must exceed for this result:
+  each router it crossed checked that its TTL does not run out there. That check
+  is not a read of ``ip_ttl``: the result holds for every TTL above the floor, so
+  a flow can match any TTL as long as the datapath checks the floor (0: none).
 * ``tags``: every object the decision depended on, including lookups that found
   nothing (a MAC not in the table is tagged too, so learning it invalidates the
   flood flow). Object ids are tagged as ``str(uuid)``; learned entries as
@@ -164,12 +169,26 @@ class SimulationResult:
     verdict: Verdict
     actions: tuple[DatapathAction, ...] = ()
     match_fields: frozenset[str] = frozenset()
+    ttl_above: int = 0
     tags: frozenset[str] = frozenset()
     emit: tuple[Emit, ...] = ()
     state: tuple[StateWrite, ...] = ()
     trace: tuple[TraceStep, ...] = ()
     idle_timeout: float = IDLE_TIMEOUT
     hard_timeout: float = HARD_TIMEOUT
+
+    def holds_for_ttl(self, ttl: int) -> bool:
+        """Whether a packet with this TTL (and otherwise agreeing) gets this result."""
+        return not self.ttl_above or ttl > self.ttl_above
+
+    @property
+    def loose_floor(self) -> int | None:
+        """The TTL floor a flow of this result holds above for any TCP flags (what
+        ``Datapath.install`` takes as ``ttl_above``), or None if the outcome read the TCP
+        flags or the TTL and its flow must match them exactly."""
+        if "tcp_flags" in self.match_fields or "ip_ttl" in self.match_fields:
+            return None
+        return self.ttl_above
 
     @property
     def outputs(self) -> tuple[Output, ...]:

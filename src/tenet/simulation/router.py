@@ -87,8 +87,8 @@ def process(ctx: Ctx, view: TopologyView, state: StateView, router: Router, port
     own = [p for p in view.device_ports.get(router.id, ()) if p.address == dst]
     if own:
         return _local(ctx, view, router, port, own[0])
-    ttl = ctx.get("ip_ttl") - ctx.routers_crossed
-    if ttl <= 1:
+    if ctx.ttl_expires():
+        ttl = ctx.get("ip_ttl") - ctx.routers_crossed
         ctx.note("router", router.id, label, f"TTL {ttl} expires here: ICMP time exceeded")
         _icmp_error(ctx, view, port, "time-exceeded")
         return Consumed("TTL expired")
@@ -162,6 +162,10 @@ def _icmp_error(ctx: Ctx, view: TopologyView, port: Port, kind: str) -> None:
         return
     v4, v6 = ERRORS[kind]
     version = 4 if ctx.get("eth_type") == ETH_TYPE_IPV4 else 6
+    # whether an error is sent at all depends on the sender's address (never to a
+    # multicast or unspecified one) and on the packet not being an ICMP error itself
+    for name in ("ip_src", "ip_proto", "l4_src"):
+        ctx.get(name)
     source = _source_address(view, port, version)
     if source is None:
         ctx.note("port", port.id, port.name, f"no IPv{version} address to send {kind} from")

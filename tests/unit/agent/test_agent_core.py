@@ -89,6 +89,7 @@ def test_an_upcall_installs_one_flow_and_sends_the_packet() -> None:
     (taken,) = dp.upcalls(0)
     core.handle(taken, now=1.0)
     assert dp.flows == {upcall.match: (Output(vm2),)}
+    assert dp.loose == {upcall.match: 0}  # any TCP flags, any TTL: no router on the way
     assert dp.executed == [(upcall.frame, vm1, (Output(vm2),))]
 
 

@@ -55,6 +55,20 @@ def test_an_ipv6_key_round_trips() -> None:
     assert match_of_key(key) == v6
 
 
+def test_a_loose_key_leaves_out_the_tcp_flags_and_the_ttl() -> None:
+    """Every packet of a TCP connection, whatever its flags and TTL, has the same loose
+    key; read back with no owner (after a restart) it stands for a frame with TTL 255."""
+    key = kernel_key(TCP_MATCH, loose=True)
+    assert key is not None
+    assert key != kernel_key(TCP_MATCH)
+    assert kernel_key(TCP_MATCH._replace(tcp_flags=0x02, ip_ttl=3), loose=True) == key
+    back = match_of_key(key)
+    assert back == TCP_MATCH._replace(tcp_flags=0, ip_ttl=255)
+    assert kernel_key(back, loose=True) == key
+    value = kernel_value([DecTtl(2), Output(9)], vxlan_ifindex=3, now_ns=0, ttl_above=2)
+    assert VALUE_HEAD.unpack_from(value)[10] == 2  # the floor the program checks
+
+
 def test_frames_the_program_does_not_read_have_no_key() -> None:
     assert kernel_key(FlowMatch(1, eth_type=0x0806)) is None
     assert kernel_key(TCP_MATCH._replace(vlan=0x1001)) is None

@@ -111,6 +111,31 @@ def test_a_megaflow_serves_microflows_that_agree_on_the_fields_read() -> None:
     assert table.megaflow_count == 0
 
 
+def test_a_megaflow_holds_only_above_its_ttl_floor() -> None:
+    """A routed result serves every TTL above its floor without reading the TTL; a
+    packet whose TTL would run out on the way is simulated (it gets an ICMP error)."""
+    table = FlowTable()
+    result = SimulationResult(
+        Verdict.FORWARD,
+        actions=(OutputLocal(PORT),),
+        match_fields=frozenset({"in_port", "ip_dst"}),
+        ttl_above=2,
+    )
+    table.remember(match(1)._replace(ip_ttl=64), result)
+    assert table.recall(match(2)._replace(ip_ttl=3)) is result
+    assert table.recall(match(2)._replace(ip_ttl=255)) is result
+    assert table.recall(match(2)._replace(ip_ttl=2)) is None
+    assert table.recall(match(2)._replace(ip_ttl=1)) is None
+
+
+def test_a_flow_is_loose_unless_its_outcome_read_the_tcp_flags_or_the_ttl() -> None:
+    routed = SimulationResult(Verdict.FORWARD, match_fields=frozenset({"ip_dst"}), ttl_above=2)
+    assert routed.loose_floor == 2
+    for field in ("tcp_flags", "ip_ttl"):
+        exact = SimulationResult(Verdict.FORWARD, match_fields=frozenset({field}), ttl_above=2)
+        assert exact.loose_floor is None
+
+
 def test_results_with_side_effects_are_not_megaflows() -> None:
     table = FlowTable()
     consumed = SimulationResult(Verdict.CONSUMED, emit=(Emit(PORT, b"x"),))

@@ -42,7 +42,8 @@ order: {kind = arp-reply | arp-request | echo-reply | icmp | icmpv6 | tcp-rst,
 port, from_device, ip, mac, target, sender, src, dst, type, code, eth_src,
 eth_dst, sport, dport}); state (learned entries that must be written); trace
 (substrings, in order, case-insensitive); tags (names whose ids must be tags);
-read (fields that must be in match_fields).
+read (fields that must be in match_fields); unread (fields that must not be);
+ttl_above (the TTL floor of the result).
 """
 
 from __future__ import annotations
@@ -925,4 +926,8 @@ def run_case(
         assert str(topo.id(name)) in result.tags, f"{name} is not tagged"
     missing = set(expect.get("read", ())) - result.match_fields
     assert not missing, f"match_fields lacks {missing}"
+    unexpected = set(expect.get("unread", ())) & result.match_fields
+    assert not unexpected, f"match_fields holds {unexpected}"
+    if "ttl_above" in expect:
+        assert result.ttl_above == expect["ttl_above"], result.ttl_above
     return result

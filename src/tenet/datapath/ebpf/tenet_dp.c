@@ -7,8 +7,13 @@
  *   frame in on a VM port P, or from the VXLAN device with key K
  *     K mapped to a local port?          -> redirect there (egress host), done
  *     flow key = the simulation's FlowMatch, as struct flow_key
- *     flows[key] hit                     -> rewrites, outputs; count and stamp
+ *     flows[loose key] hit (TTL above its floor), else flows[key] hit
+ *                                        -> rewrites, outputs; count and stamp
  *     miss, or nothing this program reads -> copy to the upcall ring, drop here
+ *
+ * A loose flow's key has no TCP flags and no TTL: one flow serves every packet of
+ * a connection. The agent installs a flow loose unless its outcome read either;
+ * a router's TTL check is kept as the flow's floor (ttl_above) and checked here.
  *
  * The key mirrors tenet.packets.match.extract_match for untagged IPv4 with a
  * 20-byte header and IPv6 without extension headers; anything else (ARP,
@@ -54,7 +59,12 @@ enum counter {
 	C_MAX,
 };
 
-enum reason { R_MISS = 1, R_UNREAD = 2, R_USERSPACE = 3 };
+enum reason { R_MISS = 1, R_UNREAD = 2, R_USERSPACE = 3, R_TTL = 4 };
+
+/* A loose flow's key: tcp_flags holds this marker (no frame has it: flags are 9 bits)
+ * and ip_ttl 0. Its outcome holds for any TCP flags and any TTL above its ttl_above;
+ * most flows are loose, so they are looked up first. */
+#define LOOSE_FLAGS 0xffff
 
 struct flow_key {
 	__u32 in_port;    /* ifindex of the VM port; 0 for the VXLAN device */
@@ -95,7 +105,8 @@ struct flow_val {
 	__u16 l4_dst;     /* host order */
 	__u8 eth_src[6];
 	__u8 eth_dst[6];
-	__u16 pad;
+	__u8 ttl_above;   /* a loose flow: a frame with a TTL at or under it goes to the agent */
+	__u8 pad;
 	__u32 ip_src;     /* network order */
 	__u32 ip_dst;     /* network order */
 	struct out outs[MAX_OUT];
@@ -447,6 +458,8 @@ int tenet_ingress(struct __sk_buff *skb)
 	struct config *cfg;
 	__u32 zero = 0, i, n;
 	int rc = TC_ACT_SHOT;
+	__u16 tcp_flags;
+	__u8 ttl;
 
 	count(C_RX);
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -471,9 +484,21 @@ int tenet_ingress(struct __sk_buff *skb)
 	}
 	if (extract(skb, &key, &p) < 0)
 		return punt(skb, &key, R_UNREAD);
+	tcp_flags = key.tcp_flags;
+	ttl = key.ip_ttl;
+	key.tcp_flags = LOOSE_FLAGS;
+	key.ip_ttl = 0;
 	v = bpf_map_lookup_elem(&flows, &key);
-	if (!v)
-		return punt(skb, &key, R_MISS);
+	key.tcp_flags = tcp_flags;
+	key.ip_ttl = ttl; /* rewrite() reads the real TTL */
+	if (v) {
+		if (v->ttl_above && ttl <= v->ttl_above)
+			return punt(skb, &key, R_TTL); /* it runs out on the way: a router answers */
+	} else {
+		v = bpf_map_lookup_elem(&flows, &key);
+		if (!v)
+			return punt(skb, &key, R_MISS);
+	}
 	if (v->flags & F_USERSPACE)
 		return punt(skb, &key, R_USERSPACE);
 	__sync_fetch_and_add(&v->packets, 1);
