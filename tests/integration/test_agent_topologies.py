@@ -57,6 +57,18 @@ def test_a_router_joins_two_subnets_across_three_hosts(lab: Lab, tmp_path: Path)
             assert ttls(across.stdout) == {63}  # one router crossed: TTL decremented once
         back_again = ping(vm3, vm1.ip)
         assert back_again.returncode == 0, back_again.stdout
+        # a TTL that runs out at the router, on the flow the pings above set up (ICMP
+        # echo: the same key but for the TTL): the flow holds only above its TTL floor,
+        # so this one goes to the agent and the router answers
+        expiring = subprocess.run(
+            netns_exec(vm1.ns, "ping", "-c", "1", "-t", "1", "-W", "2", vm2.ip),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "From 10.0.0.1 icmp_seq=1 Time to live exceeded" in expiring.stdout, (
+            expiring.stdout
+        )
         # TCP across the router and hosts: MAC rewrites and TTL decrement on every
         # segment (with the kernel datapath, on segmentation-offloaded ones too)
         assert transfer(vm1, vm2, 4 * 1024 * 1024) == 4 * 1024 * 1024
