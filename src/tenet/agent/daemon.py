@@ -51,7 +51,7 @@ TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
 SIOCGIFHWADDR = 0x8927
-WATCH_POLL = 0.005  # how often the agent's watch polls a store that cannot push (SQLite)
+WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
 
 

@@ -22,13 +22,21 @@ Invariants:
   passed (every operation and every watch poll checks), at one revision.
 
 A store object holds one connection, guarded by a lock, so it can be shared by
-threads; watches poll the events table every ``poll_interval`` seconds.
+threads. A watch reads the events table when the file changes: it sleeps on an
+inotify watch of the store's directory, which a commit in any process (a write to
+the WAL) wakes, and reads at least every ``poll_interval`` seconds anyway (lease
+deadlines pass without a write). Without inotify it polls at that interval.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import select
 import sqlite3
+import struct
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +79,97 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 1);
 """
+
+IN_MODIFY, IN_MOVED_TO, IN_CREATE = 0x2, 0x80, 0x100
+IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+INOTIFY_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then the name
+
+
+class FileChanges:
+    """Wakes a sleeper when a file of the store (the database or its WAL) is written,
+    by any process: inotify on the directory, so a WAL made anew is still seen.
+    ``available`` is False where inotify is not (the sleeper then just sleeps)."""
+
+    def __init__(self, path: Path) -> None:
+        self._names = {path.name.encode(), f"{path.name}-wal".encode()}
+        self._fd = -1
+        # closed by the waiter if one is in select(): its number must not be reused under it
+        self._lock = threading.Lock()
+        self._waiting = self._closing = False
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+        except (OSError, AttributeError):
+            return
+        if fd < 0:
+            return
+        mask = IN_MODIFY | IN_CREATE | IN_MOVED_TO
+        if libc.inotify_add_watch(fd, str(path.parent).encode(), mask) < 0:
+            os.close(fd)
+            return
+        self._fd = fd
+
+    @property
+    def available(self) -> bool:
+        return self._fd >= 0
+
+    def wait(self, timeout: float) -> bool:
+        """Until a store file is written (since the last call; True) or ``timeout``
+        passes (False)."""
+        with self._lock:
+            fd = self._fd
+            self._waiting = fd >= 0
+        if fd < 0:
+            threading.Event().wait(timeout)
+            return False
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._drain(fd):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                select.select([fd], [], [], remaining)
+            return True
+        finally:
+            with self._lock:
+                self._waiting = False
+                if self._closing:
+                    self._close()
+
+    def _drain(self, fd: int) -> bool:
+        """Read every queued event; whether one was about a store file."""
+        hit = False
+        while True:
+            try:
+                data = os.read(fd, 8192)
+            except BlockingIOError:
+                return hit
+            offset = 0
+            while offset + INOTIFY_EVENT.size <= len(data):
+                _, _, _, length = INOTIFY_EVENT.unpack_from(data, offset)
+                start = offset + INOTIFY_EVENT.size
+                hit = hit or data[start : start + length].rstrip(b"\0") in self._names
+                offset = start + length
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if not self._waiting:
+                self._close()
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self._close()
+
+
+# after a write to the store's files, how long a watch looks again every RECHECK
+# seconds for the commit to become visible (the WAL's fsync is in between)
+WRITE_VISIBLE = 0.05
+RECHECK = 0.001
 
 PUT, DELETE = 0, 1
 BATCH_REVISIONS = 1000
@@ -264,10 +363,20 @@ class SqliteStore:
                 ).fetchall()
             return [_event(row) for row in rows], upto
 
-        def wait(next_revision: int, timeout: float) -> None:
-            threading.Event().wait(min(self._poll, timeout))
+        changes = FileChanges(self.path)  # before the first fetch: no commit goes unseen
+        written_at, seen_upto = 0.0, 0
 
-        return PollingWatch(fetch, wait, start_revision)
+        def wait(next_revision: int, timeout: float) -> None:
+            nonlocal written_at, seen_upto
+            if next_revision <= seen_upto and time.monotonic() - written_at < WRITE_VISIBLE:
+                # a write was seen, but SQLite makes a commit visible only once the WAL is
+                # synced and its index updated (no file event): look again shortly
+                time.sleep(min(RECHECK, timeout))
+                return
+            if changes.wait(min(self._poll, timeout)):
+                written_at, seen_upto = time.monotonic(), next_revision
+
+        return PollingWatch(fetch, wait, start_revision, on_close=changes.close)
 
     def grant_lease(self, ttl: float) -> int:
         if not ttl > 0:

@@ -36,11 +36,18 @@ def check_value(value: object) -> None:
 
 
 class PollingWatch:
-    def __init__(self, fetch: Fetch, wait: Wait, start_revision: int) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        wait: Wait,
+        start_revision: int,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         if start_revision < 1:
             raise ValidationError("start_revision", f"{start_revision} is below 1")
         self._fetch = fetch
         self._wait = wait
+        self._on_close = on_close
         self._next = start_revision
         self._closed = threading.Event()
 
@@ -64,6 +71,8 @@ class PollingWatch:
 
     def close(self) -> None:
         self._closed.set()
+        if self._on_close is not None:
+            self._on_close()
 
     @property
     def closed(self) -> bool:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tenet.store import Compare, Put, SqliteStore
+from tenet.store.sqlite import FileChanges
 
 
 def spawn(code: str, *args: str) -> subprocess.Popen[str]:
@@ -182,3 +183,33 @@ def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     assert kv is not None
     assert kv.value == b"v"
     again.close()
+
+
+ONE_PUT = """
+    import sys
+    from tenet.store import SqliteStore
+    store = SqliteStore(sys.argv[1])
+    store.put("/pushed", b"x")
+    store.close()
+"""
+
+
+def test_a_commit_in_another_process_wakes_a_watch_that_would_sleep(tmp_path: Path) -> None:
+    """A watch sleeps on inotify, not on its poll interval: another process's commit
+    wakes it; a write to an unrelated file in the same directory does not."""
+    path = tmp_path / "push.db"
+    store = SqliteStore(path, poll_interval=3600)
+    changes = FileChanges(path)
+    assert changes.available
+    assert changes.wait(0.01) is False  # nothing written since it started
+    (tmp_path / "unrelated.log").write_text("not the store\n")
+    assert changes.wait(0.05) is False
+    finish(spawn(ONE_PUT, str(path)))
+    assert changes.wait(30) is True  # at once (the commit is queued); polling would say False
+    changes.close()
+    start = store.revision()
+    with store.watch("/pushed", start) as watch:  # and a watch reads through it
+        assert [e.key for e in watch.get(timeout=30)] == ["/pushed"]
+        finish(spawn(ONE_PUT, str(path)))
+        assert [e.key for e in watch.get(timeout=30)] == ["/pushed"]
+    store.close()
