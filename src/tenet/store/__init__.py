@@ -32,8 +32,8 @@ def open_store(
 ) -> Store:
     """A store backend from a URL; a bad URL is a ValidationError on ``store``.
 
-    ``poll_interval``: how often watches poll a backend that cannot push changes
-    (SQLite; the backend's default if None)."""
+    ``poll_interval``: the longest a SQLite watch sleeps without reading (a commit
+    wakes it sooner; the backend's default if None)."""
     if url == "memory:":
         return MemoryStore(clock)
     if url.startswith("sqlite:"):
