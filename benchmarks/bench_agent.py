@@ -119,11 +119,13 @@ def rtts(ns: str, address: str, count: int) -> list[float]:
 
 
 def first_packets(ns: str, address: str, count: int) -> list[float]:
-    """RTTs of first packets: each with a TTL not sent before, so a new flow (the TTL is
-    part of the exact match) and an upcall on the way there."""
+    """RTTs of first packets: each ping with a TOS not sent before (up to 63 of them), so
+    a new flow both ways (the TOS is part of the match, and the echo reply carries the
+    request's): an upcall on the way there and one on the way back. (Not the TTL: the
+    kernel datapath's flows hold for any TTL above the routers' floor.)"""
     out = []
     for n in range(count):
-        cmd = netns_exec(ns, "ping", "-c", "1", "-t", str(200 - n), address)
+        cmd = netns_exec(ns, "ping", "-c", "1", "-Q", str(4 * (1 + n % 63)), address)
         out += [float(x) for x in re.findall(r"time=([\d.]+) ms", sh(*cmd, timeout=30).stdout)]
     return out
 
