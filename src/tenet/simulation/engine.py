@@ -262,9 +262,14 @@ def _outputs(
 def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> None:
     """Answer a rejected packet toward its sender: a TCP RST or ICMP prohibited."""
     match = ctx.match
-    if match.eth_type != ETH_TYPE_IPV4:
+    if ctx.get("eth_type") != ETH_TYPE_IPV4:
         ctx.note("verdict", None, "", "reject: no answer for a non-IPv4 packet (yet)")
         return
+    # whether an answer goes out depends on these: never a RST to a RST, never ICMP
+    # about a fragment, an ICMP error or from a multicast or unspecified source
+    proto = ctx.get("ip_proto")
+    for name in ("tcp_flags",) if proto == IPPROTO_TCP else ("ip_src", "ip_frag", "l4_src"):
+        ctx.get(name)
     back_to = ctx.in_port_id
     # to the previous hop as the packet is now: its source MAC may be a router's
     src = ctx.current.get("eth_dst", match.eth_dst)
@@ -272,7 +277,7 @@ def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> Non
     port = view.ports.get(back_to)
     if port is not None and port.mac is not None and port.device_type is DeviceType.ROUTER:
         src = mac_bytes(port.mac)
-    if match.ip_proto == IPPROTO_TCP:
+    if proto == IPPROTO_TCP:
         frame = replies.tcp_reset(ctx.frame, src, dst)
         what = "TCP RST"
     else:
