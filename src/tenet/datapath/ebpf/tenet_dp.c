@@ -59,7 +59,7 @@ enum counter {
 	C_MAX,
 };
 
-enum reason { R_MISS = 1, R_UNREAD = 2, R_USERSPACE = 3, R_TTL = 4 };
+enum reason { R_MISS = 1, R_UNREAD = 2, R_USERSPACE = 3 };
 
 /* A loose flow's key: tcp_flags holds this marker (no frame has it: flags are 9 bits)
  * and ip_ttl 0. Its outcome holds for any TCP flags and any TTL above its ttl_above;
@@ -491,10 +491,9 @@ int tenet_ingress(struct __sk_buff *skb)
 	v = bpf_map_lookup_elem(&flows, &key);
 	key.tcp_flags = tcp_flags;
 	key.ip_ttl = ttl; /* rewrite() reads the real TTL */
-	if (v) {
-		if (v->ttl_above && ttl <= v->ttl_above)
-			return punt(skb, &key, R_TTL); /* it runs out on the way: a router answers */
-	} else {
+	if (v && v->ttl_above && ttl <= v->ttl_above)
+		v = NULL; /* it runs out on the way: only an exact flow serves it, or the agent */
+	if (!v) {
 		v = bpf_map_lookup_elem(&flows, &key);
 		if (!v)
 			return punt(skb, &key, R_MISS);
