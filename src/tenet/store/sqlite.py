@@ -81,6 +81,7 @@ INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 1);
 """
 
 IN_MODIFY, IN_MOVED_TO, IN_CREATE = 0x2, 0x80, 0x100
+IN_Q_OVERFLOW = 0x4000  # events were lost: assume one was the store's
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 INOTIFY_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then the name
 
@@ -146,9 +147,10 @@ class FileChanges:
                 return hit
             offset = 0
             while offset + INOTIFY_EVENT.size <= len(data):
-                _, _, _, length = INOTIFY_EVENT.unpack_from(data, offset)
+                _, mask, _, length = INOTIFY_EVENT.unpack_from(data, offset)
                 start = offset + INOTIFY_EVENT.size
-                hit = hit or data[start : start + length].rstrip(b"\0") in self._names
+                name = data[start : start + length].rstrip(b"\0")
+                hit = hit or name in self._names or bool(mask & IN_Q_OVERFLOW)
                 offset = start + length
 
     def close(self) -> None:
