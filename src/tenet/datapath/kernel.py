@@ -8,8 +8,9 @@ IPv4 and IPv6 frames and, on a hit in the ``flows`` hash map, rewrites headers
 local port or, with a tunnel key, to the VXLAN device; it counts and stamps
 every flow. Most flows are *loose* (``install(..., ttl_above=n)``): their key
 leaves out the TCP flags and the TTL, so a TCP connection costs one upcall per
-direction rather than one per flag combination, and the program sends a packet
-whose TTL is at or under the floor to the agent (a router on its way answers it).
+direction rather than one per flag combination, and a packet whose TTL is at or
+under the floor is left to an exact flow or the agent (a router on its way answers
+it).
 A miss, or a frame it does not read (ARP, neighbor discovery, VLAN tags, IPv4
 options, IPv6 extension headers), goes to this process through a ring buffer and
 is dropped in the kernel::

@@ -105,7 +105,7 @@ struct flow_val {
 	__u16 l4_dst;     /* host order */
 	__u8 eth_src[6];
 	__u8 eth_dst[6];
-	__u8 ttl_above;   /* a loose flow: a frame with a TTL at or under it goes to the agent */
+	__u8 ttl_above;   /* a loose flow: a frame with a TTL at or under it is not its own */
 	__u8 pad;
 	__u32 ip_src;     /* network order */
 	__u32 ip_dst;     /* network order */
