@@ -15,7 +15,7 @@ import pytest
 from tenet.agent.daemon import alive_key
 from tenet.model import Chain, Condition, Port, Rule, RuleAction
 
-from .netns import Lab, netns_exec
+from .netns import Lab, Vm, netns_exec
 from .topo import World, one_bridge_two_hosts, ping, wait_for
 
 pytestmark = [
@@ -65,6 +65,22 @@ def received_by_interval(out: str) -> list[tuple[float, int]]:
     return [(float(t), int(n)) for t, n in (line.split() for line in out.splitlines())]
 
 
+def transfer(src: Vm, dst: Vm, seconds: int) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """TCP from ``src`` to ``dst`` for ``seconds``: the sink (listening already), the source."""
+    sink = subprocess.Popen(
+        netns_exec(dst.ns, sys.executable, "-c", textwrap.dedent(SINK)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None
+    assert sink.stdout.readline().strip() == "listening"
+    source = subprocess.Popen(
+        netns_exec(src.ns, sys.executable, "-c", textwrap.dedent(SOURCE), dst.ip, str(seconds)),
+        text=True,
+    )
+    return sink, source
+
+
 def test_a_steady_tcp_transfer_never_reaches_the_agent(lab: Lab, tmp_path: Path) -> None:
     """10 s of TCP between VMs on two hosts: after the first packets every segment is
     forwarded by the program; the agents' count of packets the kernel handed them stands
@@ -80,16 +96,7 @@ def test_a_steady_tcp_transfer_never_reaches_the_agent(lab: Lab, tmp_path: Path)
                 )
         world.start_agents()
         assert ping(vm1, vm2.ip).returncode == 0
-        sink = subprocess.Popen(
-            netns_exec(vm2.ns, sys.executable, "-c", textwrap.dedent(SINK)),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert sink.stdout is not None
-        assert sink.stdout.readline().strip() == "listening"
-        source = subprocess.Popen(
-            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(SOURCE), vm2.ip, "10")
-        )
+        sink, source = transfer(vm1, vm2, 10)
 
         def kernel(counter: str) -> int:
             return world.stats(0)[counter] + world.stats(1)[counter]
@@ -118,16 +125,7 @@ def test_a_killed_agent_leaves_the_kernel_forwarding(lab: Lab, tmp_path: Path) -
         acme, _, (vm1, vm2) = one_bridge_two_hosts(world)
         world.start_agents()
         assert ping(vm1, vm2.ip).returncode == 0
-        sink = subprocess.Popen(
-            netns_exec(vm2.ns, sys.executable, "-c", textwrap.dedent(SINK)),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert sink.stdout is not None
-        assert sink.stdout.readline().strip() == "listening"
-        source = subprocess.Popen(
-            netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(SOURCE), vm2.ip, "9")
-        )
+        sink, source = transfer(vm1, vm2, 9)
         # 9 s: past the killed agents' leases (5 s), whose learned MACs then expire and
         # invalidate the adopted flows while the transfer runs
         time.sleep(1.5)  # the transfer is in its stride: flows are in the kernel
