@@ -18,7 +18,7 @@ from tenet.agent.learned import MACS
 from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
 
 from .netns import Lab, Vm, netns_exec
-from .topo import World, one_bridge_two_hosts, ping, wait_for
+from .topo import World, listening, one_bridge_two_hosts, ping, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,13 +60,7 @@ def test_a_router_joins_two_subnets_across_three_hosts(lab: Lab, tmp_path: Path)
         # a TTL that runs out at the router, on the flow the pings above set up (ICMP
         # echo: the same key but for the TTL): the flow holds only above its TTL floor,
         # so this one goes to the agent and the router answers
-        expiring = subprocess.run(
-            netns_exec(vm1.ns, "ping", "-c", "1", "-t", "1", "-W", "2", vm2.ip),
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        expiring = ping(vm1, vm2.ip, count=1, ttl=1)
         assert "From 10.0.0.1 icmp_seq=1 Time to live exceeded" in expiring.stdout, expiring.stdout
         # TCP across the router and hosts: MAC rewrites and TTL decrement on every
         # segment (with the kernel datapath, on segmentation-offloaded ones too)
@@ -98,14 +92,8 @@ SEND = """
 
 def transfer(src: Vm, dst: Vm, size: int) -> int:
     """How many of ``size`` bytes sent over TCP from ``src`` arrived at ``dst``."""
-    sink = subprocess.Popen(
-        netns_exec(dst.ns, sys.executable, "-c", textwrap.dedent(SINK)),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    sink = listening(dst, SINK)
     try:
-        assert sink.stdout is not None
-        assert sink.stdout.readline().strip() == "listening"
         sent = subprocess.run(
             netns_exec(src.ns, sys.executable, "-c", textwrap.dedent(SEND), dst.ip, str(size)),
             check=False,

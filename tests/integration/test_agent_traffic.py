@@ -29,6 +29,7 @@ from tenet.store import SqliteStore
 from tenet.store.objects import ObjectStore
 
 from .netns import Lab, netns_exec
+from .topo import listening, ping
 
 pytestmark = [
     pytest.mark.integration,
@@ -109,22 +110,10 @@ def test_ping_and_a_10_mb_transfer_across_two_hosts(
     store, hosts = two_hosts_one_bridge(lab, tmp_path / "store.db")
     try:
         vm1, vm2 = lab.vms["vm1"], lab.vms["vm2"]
-        ping = subprocess.run(
-            netns_exec(vm1.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", vm2.ip),
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert ping.returncode == 0, ping.stdout + ping.stderr
+        pinged = ping(vm1, vm2.ip)
+        assert pinged.returncode == 0, pinged.stdout + pinged.stderr
         before = stats(store, hosts[0])["upcalls"] + stats(store, hosts[1])["upcalls"]
-        server = subprocess.Popen(
-            netns_exec(vm2.ns, sys.executable, "-c", textwrap.dedent(SERVER)),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "listening"
+        server = listening(vm2, SERVER)
         size = 10 * 1024 * 1024
         client = subprocess.run(
             netns_exec(vm1.ns, sys.executable, "-c", textwrap.dedent(CLIENT), vm2.ip, str(size)),

@@ -16,7 +16,7 @@ from tenet.agent.daemon import alive_key
 from tenet.model import Chain, Condition, Port, Rule, RuleAction
 
 from .netns import Lab, Vm, netns_exec
-from .topo import World, one_bridge_two_hosts, ping, wait_for
+from .topo import World, listening, one_bridge_two_hosts, ping, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,13 +67,7 @@ def received_by_interval(out: str) -> list[tuple[float, int]]:
 
 def transfer(src: Vm, dst: Vm, seconds: int) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
     """TCP from ``src`` to ``dst`` for ``seconds``: the sink (listening already), the source."""
-    sink = subprocess.Popen(
-        netns_exec(dst.ns, sys.executable, "-c", textwrap.dedent(SINK)),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sink.stdout is not None
-    assert sink.stdout.readline().strip() == "listening"
+    sink = listening(dst, SINK)
     source = subprocess.Popen(
         netns_exec(src.ns, sys.executable, "-c", textwrap.dedent(SOURCE), dst.ip, str(seconds)),
         text=True,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -135,15 +137,30 @@ class World:
 
 
 def ping(
-    vm: Vm, address: str, count: int = 3, interval: float = 0.2
+    vm: Vm, address: str, count: int = 3, interval: float = 0.2, ttl: int | None = None
 ) -> subprocess.CompletedProcess[str]:
+    extra = ("-t", str(ttl)) if ttl is not None else ()
     return subprocess.run(
-        netns_exec(vm.ns, "ping", "-c", str(count), "-i", str(interval), "-W", "2", address),
+        netns_exec(
+            vm.ns, "ping", "-c", str(count), "-i", str(interval), "-W", "2", *extra, address
+        ),
         check=False,
         capture_output=True,
         text=True,
         timeout=30 + count * interval,
     )
+
+
+def listening(vm: Vm, code: str) -> subprocess.Popen[str]:
+    """``code`` run by Python in ``vm``, once it printed "listening" (stdout is a pipe)."""
+    proc = subprocess.Popen(
+        netns_exec(vm.ns, sys.executable, "-c", textwrap.dedent(code)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "listening"
+    return proc
 
 
 def one_bridge_two_hosts(world: World, vms: int = 2) -> tuple[Tenant, Bridge, list[Vm]]:
