@@ -2,7 +2,7 @@
 real agents).
 
 Each agent publishes the store revision up to which it has applied object changes
-(``/tenet/v1/hosts/<id>/applied``, like OVN's ``hv_cfg``); applying a change
+(``/tenet/v1/status/hosts/<id>/applied``, like OVN's ``hv_cfg``); applying a change
 invalidates the flows it touches in the same step. A change made at revision R
 has taken effect everywhere once every agent's applied revision is at least R.
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from tenet.agent.daemon import Agent, applied_key
+from tenet.agent.daemon import Agent
 from tenet.datapath.fake import FakeDatapath
 from tenet.model import (
     MAC,
@@ -52,6 +52,7 @@ from tenet.model import (
 )
 from tenet.store import SqliteStore
 from tenet.store.base import Store
+from tenet.store.keys import AGENT_WATCH, OBJECTS, applied_key
 from tenet.store.objects import ObjectStore
 
 Change = Callable[[], int]  # makes one change, returns its revision
@@ -115,7 +116,7 @@ def measure(
     floor: list[float] = []
     for _ in range(rounds):
         for change in todo:
-            watch = store.watch("/tenet/v1/objects/", store.revision() + 1)
+            watch = store.watch(OBJECTS, store.revision() + 1)
             start = time.monotonic()
             revision = change()
             seen = done = 0.0
@@ -193,7 +194,7 @@ def simulated(count: int, rounds: int) -> dict[str, object]:
                     lease_ttl=3600,
                 )
             )
-        watches = [a.store.watch("/tenet/v1/", a.store.revision() + 1) for a in agents]
+        watches = [a.store.watch(AGENT_WATCH, a.store.revision() + 1) for a in agents]
         applied = [0] * count
 
         def all_applied(revision: int) -> bool:

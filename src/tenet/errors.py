@@ -9,17 +9,20 @@ from the exception that caused them (``raise StoreUnavailable(...) from exc``).
     TenetError
      +-- ClientError                (status 400; bad input from a user or a caller)
      |    +-- ValidationError       (422; names the field and the reason)
-     |    +-- NotFoundError         (404; names the kind and the id or key)
+     |    +-- NotFoundError         (404; names the kind and the id or key, and the
+     |    |                          field when a reference names nothing it may)
      |    +-- PermissionDenied      (403)
      |    +-- ConflictError         (409)
-     |         +-- TxnConflict      (a compare-and-set failed: someone else wrote first)
-     |         +-- ReferenceConflict(a change would leave a dangling or broken reference)
-     |         +-- AlreadyExists    (the key or the name is taken)
+     |    |    +-- TxnConflict      (a compare-and-set failed: someone else wrote first)
+     |    |    +-- ReferenceConflict(a change would leave a dangling or broken reference)
+     |    |    +-- AlreadyExists    (the key or the name is taken)
+     |    +-- TooLarge              (413; more than one store transaction may hold)
      +-- StoreError                 (503; the store could not do what was asked)
      |    +-- StoreUnavailable      (the backend is down or unreachable; retry)
      |    +-- WatchCompacted        (a watch asked for history that was compacted)
      |    +-- LeaseExpired          (the lease is gone; its keys were deleted)
      +-- PacketError                (a frame is truncated or malformed)
+     +-- DatapathUnavailable        (this host cannot run the datapath asked for)
 """
 
 from __future__ import annotations
@@ -61,12 +64,17 @@ class ValidationError(ClientError):
 
 
 class NotFoundError(ClientError):
+    """Nothing of that kind and id (that the caller may see). ``field`` names the
+    field of a request whose reference found nothing."""
+
     status = 404
 
-    def __init__(self, kind: str, ident: object) -> None:
-        super().__init__(f"{kind} {ident} does not exist")
+    def __init__(self, kind: str, ident: object, field: str | None = None) -> None:
+        what = f"{kind} {ident} does not exist"
+        super().__init__(f"{field}: {what}" if field else what)
         self.kind = kind
         self.ident = ident
+        self.field = field
 
 
 class PermissionDenied(ClientError):
@@ -96,6 +104,12 @@ class AlreadyExists(ConflictError):
     """The key, id or name is taken."""
 
 
+class TooLarge(ClientError):
+    """A change needs more than one store transaction may hold."""
+
+    status = 413
+
+
 class StoreError(TenetError):
     status = 503
 
@@ -120,8 +134,6 @@ class WatchCompacted(StoreError):
 
 
 class LeaseExpired(StoreError):
-    status = 410
-
     def __init__(self, lease: int) -> None:
         super().__init__(f"lease {lease} expired or was revoked")
         self.lease = lease

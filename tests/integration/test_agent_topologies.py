@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tenet.agent.daemon import alive_key
-from tenet.agent.learned import MACS
 from tenet.model import Chain, Condition, Port, PortBinding, Rule, RuleAction
+from tenet.store.keys import MACS, alive_key
 
 from .netns import Lab, Vm, netns_exec
 from .topo import World, listening, one_bridge_two_hosts, ping, wait_for

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tenet.agent.daemon import alive_key, stats_key
 from tenet.model import (
     Bridge,
     DeviceType,
@@ -26,6 +25,7 @@ from tenet.model import (
 )
 from tenet.model.types import MAC
 from tenet.store import SqliteStore
+from tenet.store.keys import alive_key, stats_key
 from tenet.store.objects import ObjectStore
 
 from .netns import Lab, netns_exec

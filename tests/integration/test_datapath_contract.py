@@ -50,7 +50,7 @@ DRIVER = """
     from tenet.datapath.kernel import KernelDatapath
     from tenet.datapath.userspace import UserspaceDatapath
     from tenet.packets import extract_match
-    from tenet.simulation.result import DecTtl, SetEthDst, SetEthSrc, SetIpDst, SetL4Dst
+    from tenet.packets.actions import DecTtl, SetEthDst, SetEthSrc, SetIpDst, SetL4Dst
     dp = {open}
     plan = json.loads(sys.argv[2])
     ports = [dp.add_port(name) for name in plan["ports"]]

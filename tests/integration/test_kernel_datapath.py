@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tenet.agent.daemon import alive_key
 from tenet.model import Chain, Condition, Port, Rule, RuleAction
+from tenet.store.keys import alive_key
 
 from .netns import Lab, Vm, netns_exec
 from .topo import World, listening, one_bridge_two_hosts, ping, wait_for

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tenet.agent.daemon import alive_key, stats_key
 from tenet.model import (
     Bridge,
     DeviceType,
@@ -27,6 +26,7 @@ from tenet.model import (
 )
 from tenet.model.types import MAC
 from tenet.store import SqliteStore
+from tenet.store.keys import alive_key, stats_key
 from tenet.store.objects import ObjectStore
 
 from .netns import Lab, Vm, netns_exec

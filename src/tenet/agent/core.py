@@ -39,11 +39,10 @@ from tenet.model import (
     Rule,
     TunnelZoneMember,
 )
+from tenet.packets.actions import OutputLocal, OutputTunnel
 from tenet.packets.synth import frame_of
 from tenet.simulation import (
     Emit,
-    OutputLocal,
-    OutputTunnel,
     SimulationResult,
     TopologyView,
     Verdict,
@@ -67,6 +66,7 @@ class Counters:
     emitted: int = 0
     unknown_port: int = 0
     tunnel_misses: int = 0
+    unsendable: int = 0  # outputs no datapath can send (a tunnel to an IPv6 underlay)
 
 
 @dataclass
@@ -208,6 +208,8 @@ class AgentCore:
             elif isinstance(action, OutputTunnel):
                 if isinstance(action.address, IPv4Address):
                     out.append(Tunnel(action.address, action.key))
+                else:  # the datapaths tunnel over an IPv4 underlay only
+                    self.counters.unsendable += 1
             else:
                 out.append(action)
         return out

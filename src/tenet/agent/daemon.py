@@ -33,8 +33,7 @@ from ipaddress import IPv4Address
 from types import FrameType
 
 from tenet.agent.core import AgentCore
-from tenet.agent.learned import LEARNED, LearnedState, to_put
-from tenet.agent.reach import Reach
+from tenet.agent.learned import LearnedState, to_put
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
@@ -43,9 +42,17 @@ from tenet.errors import DatapathUnavailable, WatchCompacted
 from tenet.model import Host
 from tenet.simulation.result import StateWrite
 from tenet.store import Event, Put, Store, open_store
+from tenet.store.keys import (
+    AGENT_WATCH,
+    LEARNED,
+    alive_key,
+    applied_key,
+    interfaces_key,
+    stats_key,
+)
 from tenet.store.objects import ObjectStore, decode_event
+from tenet.store.reach import Reach
 
-HOSTS = "/tenet/v1/hosts/"
 LEASE_TTL = 5.0
 TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
@@ -83,7 +90,7 @@ class Watcher:
 
     def __init__(self, store: Store, start_revision: int, wake: Callable[[], None]) -> None:
         self._queue: queue.SimpleQueue[list[Event] | BaseException] = queue.SimpleQueue()
-        self._watch = store.watch("/tenet/v1/", start_revision)
+        self._watch = store.watch(AGENT_WATCH, start_revision)
         self._wake = wake
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
@@ -114,19 +121,6 @@ class Watcher:
         self._thread.join(timeout=5)
 
 
-def alive_key(host_id: uuid.UUID) -> str:
-    return f"{HOSTS}{host_id}/alive"
-
-
-def stats_key(host_id: uuid.UUID) -> str:
-    return f"{HOSTS}{host_id}/stats"
-
-
-def interfaces_key(host_id: uuid.UUID) -> str:
-    """The host's network interfaces, as its agent last saw them (JSON list)."""
-    return f"{HOSTS}{host_id}/interfaces"
-
-
 def host_interfaces() -> list[dict[str, object]]:
     """The network interfaces of this process's network namespace: name, index, MAC."""
     out: list[dict[str, object]] = []
@@ -139,13 +133,6 @@ def host_interfaces() -> list[dict[str, object]]:
                 mac = ""
             out.append({"name": name, "index": index, "mac": mac})
     return out
-
-
-def applied_key(host_id: uuid.UUID) -> str:
-    """The store revision up to which this host's agent has applied object changes
-    (its flows invalidated), like OVN's ``hv_cfg``: a client that made a change at
-    revision R knows it took effect on a host once this is at least R."""
-    return f"{HOSTS}{host_id}/applied"
 
 
 class Agent:
@@ -187,7 +174,7 @@ class Agent:
         self._interfaces = b""
         self._revision = self._load()
         self._applied(self._revision)
-        if isinstance(self.datapath, KernelDatapath) and self.datapath.adopted:
+        if self.datapath.adopted:
             kept, removed, writes = self.core.adopt(self.clock.monotonic())
             self.datapath.prune_tunnel_ports()
             self.adopted = (kept, removed)
@@ -216,7 +203,7 @@ class Agent:
                     if isinstance(item, BaseException):
                         raise item
                     self.apply_events(item)
-                failure = getattr(self.datapath, "failure", None)
+                failure = self.datapath.failure
                 if failure is not None:
                     raise RuntimeError("the datapath thread failed") from failure
                 for upcall in self.datapath.upcalls(timeout=WAIT):

@@ -4,8 +4,10 @@ Agents write what their simulations learn under their host's lease, so an
 entry vanishes when its writer dies; every agent reads every entry through a
 watch, so a MAC learned on one host is known on all. Keys::
 
-    /tenet/v1/learned/macs/<bridge>/<mac>   -> port id     (MAC table entry)
-    /tenet/v1/learned/arps/<router>/<ip>    -> mac         (ARP table entry)
+    /tenet/v1/net/learned/macs/<bridge>/<mac>   -> port id     (MAC table entry)
+    /tenet/v1/net/learned/arps/<router>/<ip>    -> mac         (ARP table entry)
+
+(the layout is :mod:`tenet.store.keys`'.)
 
 :class:`LearnedState` is the cache an agent keeps of them; it implements the
 simulation's :class:`~tenet.simulation.view.StateView`, and says which flow tags
@@ -21,19 +23,17 @@ from ipaddress import ip_address
 from tenet.model import IPAddress
 from tenet.packets import mac_from_str, mac_to_str
 from tenet.simulation.result import ArpLearned, MacLearned, StateWrite
+from tenet.store import keys
 from tenet.store.base import Event, EventType, KeyValue, Put
-
-LEARNED = "/tenet/v1/learned/"
-MACS = LEARNED + "macs/"
-ARPS = LEARNED + "arps/"
+from tenet.store.keys import LEARNED
 
 
 def mac_key(bridge_id: uuid.UUID, mac: bytes) -> str:
-    return f"{MACS}{bridge_id}/{mac_to_str(mac)}"
+    return keys.mac_key(bridge_id, mac_to_str(mac))
 
 
 def arp_key(router_id: uuid.UUID, ip: IPAddress) -> str:
-    return f"{ARPS}{router_id}/{ip}"
+    return keys.arp_key(router_id, ip)
 
 
 def to_put(write: StateWrite, lease: int) -> Put:
@@ -109,4 +109,4 @@ def _parse(key: str) -> tuple[str, uuid.UUID, str] | None:
         return None
 
 
-__all__ = ["ARPS", "LEARNED", "MACS", "ArpLearned", "LearnedState", "MacLearned", "to_put"]
+__all__ = ["ArpLearned", "LearnedState", "MacLearned", "to_put"]

@@ -27,8 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenet import __version__
-from tenet.agent.daemon import alive_key, applied_key, interfaces_key, stats_key
-from tenet.agent.learned import ARPS, MACS, LearnedState
+from tenet.agent.learned import LearnedState
 from tenet.api.auth import ANONYMOUS_ADMIN, Principal, Tokens, principal_dict
 from tenet.api.schema import create_schema, object_response, patch_schema, replace_schema
 from tenet.errors import (
@@ -59,6 +58,8 @@ from tenet.model.codec import converter_for
 from tenet.model.devices import Bridge
 from tenet.packets import ICMP, TCP, UDP, Ethernet, IPv4, IPv6, Packet, mac_from_str
 from tenet.simulation import TopologyView, simulate
+from tenet.store.boundary import ADMIN, Actor
+from tenet.store.keys import ARPS, LEARNED, MACS, alive_key, applied_key, interfaces_key, stats_key
 from tenet.store.objects import ObjectStore, Stored
 
 log = logging.getLogger("tenet.api")
@@ -84,7 +85,7 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
 def _tenet_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TenetError)
     status = exc.status if 400 <= exc.status < 600 else 500
-    field = exc.field if isinstance(exc, ValidationError) else None
+    field = exc.field if isinstance(exc, ValidationError | NotFoundError) else None
     headers = {"Retry-After": "1"} if isinstance(exc, StoreError) else None
     if isinstance(exc, StoreError):
         status = 503
@@ -143,6 +144,10 @@ def _visible(principal: Principal, record: Record) -> bool:
     if isinstance(record, Tenant):
         return record.id == principal.tenant_id
     return isinstance(record, TenantRecord) and record.tenant_id == principal.tenant_id
+
+
+def _actor(p: Principal) -> Actor:
+    return ADMIN if p.admin else Actor.member(p.tenant_id)  # type: ignore[arg-type]
 
 
 def _guard_kind(principal: Principal, kind: type[Record]) -> None:
@@ -363,7 +368,7 @@ def _collection(app: FastAPI, objects: ObjectStore, coll: str, kind: type[Record
         _guard_kind(p, kind)
         if kind is Tenant:
             _admin(p)
-        stored = objects.create(build(p, body, None))
+        stored = objects.create(build(p, body, None), actor=_actor(p))
         return JSONResponse(_out(stored), 201)
 
     def list_(request: Request, p: Who) -> dict[str, Any]:
@@ -386,7 +391,7 @@ def _collection(app: FastAPI, objects: ObjectStore, coll: str, kind: type[Record
             raise ValidationError("id", "differs from the id in the path")
         data = {**body, "id": item_id}
         record = build(p, data, None)
-        return _out(objects.update(record, expected_revision=rev))
+        return _out(objects.update(record, expected_revision=rev, actor=_actor(p)))
 
     def patch(item_id: str, body: JsonBody, p: Who) -> Any:
         current = load(p, item_id)
@@ -396,13 +401,13 @@ def _collection(app: FastAPI, objects: ObjectStore, coll: str, kind: type[Record
         if str(body.get("id", item_id)) != item_id:
             raise ValidationError("id", "differs from the id in the path")
         record = build(p, body, to_dict(current.record))
-        return _out(objects.update(record, expected_revision=rev))
+        return _out(objects.update(record, expected_revision=rev, actor=_actor(p)))
 
     def delete(item_id: str, p: Who) -> Response:
         load(p, item_id)
         if kind is Tenant:
             _admin(p)
-        objects.delete(kind, _uuid(item_id))
+        objects.delete(kind, _uuid(item_id), actor=_actor(p))
         return Response(status_code=204)
 
     base = f"/v1/{coll}"
@@ -446,12 +451,12 @@ def _extras(app: FastAPI, objects: ObjectStore) -> None:
         if not isinstance(raw_peer, str):
             raise ValidationError("peer_id", "is required: the id of the port to link to")
         peer = owned(p, Port, raw_peer)
-        return _out(objects.link(_uuid(item_id), peer.record.id))
+        return _out(objects.link(_uuid(item_id), peer.record.id, actor=_actor(p)))
 
     @app.delete("/v1/ports/{item_id}/link", tags=["ports"])
     def unlink(item_id: str, p: Who) -> Any:
         owned(p, Port, item_id)
-        return _out(objects.unlink(_uuid(item_id)))
+        return _out(objects.unlink(_uuid(item_id), actor=_actor(p)))
 
     def sub(path: str, parent: type[Record], child: type[Record], field: str) -> None:
         def handler(item_id: str, request: Request, p: Who) -> dict[str, Any]:
@@ -622,7 +627,7 @@ def _trace(
         eth = Ethernet(eth_dst, eth_src, 0x86DD)
     frame = Packet(eth, net, transport, b"").build()
     state = LearnedState()
-    state.load(objects.store.list("/tenet/v1/learned/").items)
+    state.load(objects.store.list(LEARNED).items)
     result = simulate(frame, port.id, view, state, time.monotonic())
     return {
         "verdict": result.verdict.name.lower(),

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 
 from tenet.errors import NotFoundError, ValidationError
 from tenet.store.base import Store
+from tenet.store.keys import TOKENS
 
-TOKENS = "/tenet/v1/auth/tokens/"
 ROLES = ("admin", "member")
 
 

@@ -7,34 +7,20 @@ so the egress host never simulates), and a bounded, fair queue of upcalls
 (packets that matched no flow). The agent installs flows and executes the first
 packet of each; the datapath counts and forwards the rest.
 
-Actions are the simulation's header rewrites plus :class:`Output` (a local
-port) and :class:`Tunnel` (VXLAN to a remote host with a key). An empty action
-list drops.
+Actions are :mod:`tenet.packets.actions`' vocabulary: header rewrites plus
+:class:`Output` (a local port) and :class:`Tunnel` (VXLAN to a remote host with a
+key), with its semantics (:func:`~tenet.packets.actions.interpret`). An action
+list with no output drops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import Protocol
 
 from tenet.packets import FlowMatch
-from tenet.simulation.result import Action
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    port_no: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tunnel:
-    remote: IPv4Address
-    key: int
-
-
-DpAction = Action | Output | Tunnel
+from tenet.packets.actions import DpAction, Output, Tunnel
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +41,13 @@ class FlowStats:
 
 
 class Datapath(Protocol):
+    adopted: bool
+    """Whether the datapath found flows a previous run left installed (they forward
+    until the agent re-validates them: :meth:`dump` lists them)."""
+
+    failure: BaseException | None
+    """Set when a thread of the datapath died; the agent ends on it (crash-only)."""
+
     def add_port(self, ifname: str) -> int: ...
 
     def remove_port(self, port_no: int) -> None: ...
@@ -82,6 +75,11 @@ class Datapath(Protocol):
 
     def clear_tunnel_port(self, key: int) -> None: ...
 
+    def prune_tunnel_ports(self) -> int:
+        """Forget tunnel keys a previous run mapped that this run has not set again
+        (after adoption); how many."""
+        ...
+
     def upcalls(self, timeout: float) -> list[Upcall]: ...
 
     def wake(self) -> None:
@@ -91,3 +89,6 @@ class Datapath(Protocol):
     def stats(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+
+__all__ = ["Datapath", "DpAction", "FlowStats", "Output", "Tunnel", "Upcall"]

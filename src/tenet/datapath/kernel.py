@@ -54,19 +54,11 @@ from pathlib import Path
 
 from tenet.datapath.base import DpAction, FlowStats, Output, Tunnel, Upcall
 from tenet.datapath.libbpf import BpfError, BpfMap, BpfObject, RingBuffer, possible_cpus
+from tenet.datapath.pytx import BURST, PythonSender, SoftFlow, deep_buffers, soft_flow
 from tenet.datapath.upcalls import UpcallQueue
-from tenet.datapath.userspace import (
-    BURST,
-    Compiled,
-    PythonTx,
-    compile_actions,
-    deep_buffers,
-)
 from tenet.errors import DatapathUnavailable, PacketError
 from tenet.packets import FlowMatch, extract_match
-from tenet.packets.checksum import l4_checksum, udp_fixup
-from tenet.packets.vxlan import VXLAN_PORT
-from tenet.simulation.result import (
+from tenet.packets.actions import (
     DecTtl,
     SetEthDst,
     SetEthSrc,
@@ -75,6 +67,8 @@ from tenet.simulation.result import (
     SetL4Dst,
     SetL4Src,
 )
+from tenet.packets.checksum import l4_checksum, udp_fixup
+from tenet.packets.vxlan import VXLAN_PORT
 
 SOURCE = Path(__file__).with_name("ebpf") / "tenet_dp.c"
 PROGRAM = "tenet_ingress"
@@ -353,7 +347,7 @@ class Counters:
     errors: int = 0
 
 
-class KernelDatapath(PythonTx):
+class KernelDatapath:
     counters: Counters
 
     def __init__(
@@ -388,16 +382,15 @@ class KernelDatapath(PythonTx):
         self._cpus = possible_cpus()
         self._counter_map = BpfMap(self._obj.map_fd("counters"), 4, 8 * self._cpus)
         self._ipr = IPRoute()
-        self._soft: dict[FlowMatch, Compiled] = {}
+        self._soft: dict[FlowMatch, SoftFlow] = {}
         # the kernel key each match was installed under, and the match owning each key
         # (loose keys stand for many matches: the one installed last owns it)
         self._kkey: dict[FlowMatch, bytes] = {}
         self._owner: dict[bytes, FlowMatch] = {}
-        self._ports: dict[int, socket.socket] = {}
-        self._lock = threading.Lock()
         self._upcalls = UpcallQueue(upcall_bound)
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         deep_buffers(self._udp)
+        self._tx = PythonSender(self._udp, vxlan_port, self.counters)
         try:
             self._udp.bind((str(underlay), 0))
             self.vxlan_ifindex = self._ensure_vxlan()
@@ -489,16 +482,13 @@ class KernelDatapath(PythonTx):
         except OSError:
             sock.close()
             raise
-        with self._lock:
-            old = self._ports.pop(index, None)
-            self._ports[index] = sock
+        old = self._tx.add(index, sock)
         if old is not None:
             old.close()
         return index
 
     def remove_port(self, port_no: int) -> None:
-        with self._lock:
-            sock = self._ports.pop(port_no, None)
+        sock = self._tx.remove(port_no)
         if sock is not None:
             sock.close()
             self._detach(port_no)
@@ -507,8 +497,7 @@ class KernelDatapath(PythonTx):
     def install(
         self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
     ) -> None:
-        compiled = compile_actions(actions)
-        compiled.last_used = time.monotonic()
+        compiled = soft_flow(actions, self.vxlan_port, time.monotonic())
         compiled.ttl_above = ttl_above
         key = kernel_key(match, loose=ttl_above is not None)
         old = self._kkey.get(match)
@@ -582,7 +571,7 @@ class KernelDatapath(PythonTx):
             except PacketError:
                 self.counters.malformed += 1
                 return
-        self._apply(compile_actions(actions), frame)
+        self._tx.execute(actions, frame)
 
     def set_tunnel_port(self, key: int, port_no: int) -> None:
         self._stale_keys.discard(key)
@@ -637,11 +626,12 @@ class KernelDatapath(PythonTx):
         self._stop.set()
         self._thread.join(timeout=5)
         self._ring.close()
-        with self._lock:
-            ports = list(self._ports)
+        ports = self._tx.numbers()
         for number in ports:
             if keep:
-                self._ports.pop(number).close()
+                sock = self._tx.remove(number)
+                if sock is not None:
+                    sock.close()
             else:
                 self.remove_port(number)
         if not keep:
@@ -678,7 +668,7 @@ class KernelDatapath(PythonTx):
             self.failure = exc
             self._stop.set()
 
-    def _loose_soft(self, match: FlowMatch) -> Compiled | None:
+    def _loose_soft(self, match: FlowMatch) -> SoftFlow | None:
         """The loose flow serving ``match`` if its TTL is above the flow's floor."""
         key = kernel_key(match, loose=True)
         owner = self._owner.get(key) if key is not None else None
@@ -718,7 +708,7 @@ class KernelDatapath(PythonTx):
             flow.packets += 1
             flow.bytes += len(frame)
             flow.last_used = time.monotonic()
-            self._apply(flow, frame)
+            self._tx.apply(flow, frame)
             return
         self.counters.upcalls += 1
         self._upcalls.put(Upcall(in_port, frame, match, tunnel_key))

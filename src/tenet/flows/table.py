@@ -26,13 +26,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from tenet.packets import FlowMatch, masked
-from tenet.simulation.result import DatapathAction, SimulationResult, Verdict
+from tenet.packets.actions import SimAction
+from tenet.simulation.result import SimulationResult, Verdict
 
 
 @dataclass(slots=True)
 class Flow:
     match: FlowMatch
-    actions: tuple[DatapathAction, ...]
+    actions: tuple[SimAction, ...]
     tags: frozenset[str]
     idle_timeout: float
     hard_timeout: float

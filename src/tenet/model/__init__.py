@@ -1,7 +1,8 @@
 """The topology model: frozen records of tenants' virtual networks and of hosts.
 
 ``KINDS`` maps each record kind's name (its collection name in the store and the
-API) to its class.
+API) to its class; ``SPECS`` holds what the rest of tenet needs to know about each
+kind (:mod:`tenet.model.kinds`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tenet.model.devices import (
     Tenant,
 )
 from tenet.model.hosts import Host, PortBinding, TunnelType, TunnelZone, TunnelZoneMember
+from tenet.model.kinds import KINDS, SPECS, KindSpec, OnDelete, Owner, Ref
 from tenet.model.rules import (
     Chain,
     Condition,
@@ -52,39 +54,10 @@ from tenet.model.services import (
 )
 from tenet.model.types import MAC, IPAddress, IPNetwork
 
-KINDS: dict[str, type[Record]] = {
-    cls.KIND: cls
-    for cls in (
-        Tenant,
-        Bridge,
-        Router,
-        Port,
-        Route,
-        Chain,
-        Rule,
-        PortGroup,
-        IPAddrGroup,
-        LoadBalancer,
-        Pool,
-        PoolMember,
-        Vip,
-        HealthMonitor,
-        DhcpSubnet,
-        DhcpHost,
-        Host,
-        TunnelZone,
-        TunnelZoneMember,
-        PortBinding,
-        BgpPeer,
-        BgpNetwork,
-        VpnService,
-        IPsecConnection,
-    )
-}
-
 __all__ = [
     "KINDS",
     "MAC",
+    "SPECS",
     "AddressPair",
     "ArpEntry",
     "BgpNetwork",
@@ -104,11 +77,14 @@ __all__ = [
     "IPNetwork",
     "IPsecConnection",
     "IkeVersion",
+    "KindSpec",
     "L4Protocol",
     "LbMethod",
     "LoadBalancer",
     "MonitorType",
     "NatTarget",
+    "OnDelete",
+    "Owner",
     "Pool",
     "PoolMember",
     "Port",
@@ -116,6 +92,7 @@ __all__ = [
     "PortGroup",
     "PortRange",
     "Record",
+    "Ref",
     "Route",
     "RouteType",
     "Router",

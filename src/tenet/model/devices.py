@@ -79,6 +79,8 @@ class Bridge(TenantRecord):
     inbound_chain_id: uuid.UUID | None = None
     outbound_chain_id: uuid.UUID | None = None
     static_arp: tuple[ArpEntry, ...] = ()
+    # set by the operator: every tenant may see it (an external network)
+    shared: bool = False
 
     def check(self) -> None:
         check_tunnel_key(self.tunnel_key)

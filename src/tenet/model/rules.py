@@ -210,6 +210,8 @@ class IPAddrGroup(TenantRecord):
     KIND = "ip_addr_groups"
 
     addresses: tuple[IPNetwork, ...] = ()
+    # set by the operator: every tenant's rules may name it
+    shared: bool = False
 
     def check(self) -> None:
         if len(set(self.addresses)) != len(self.addresses):

@@ -2,24 +2,15 @@
 
 ``simulate(frame, in_port_id, view, state, now)`` walks one packet through the
 tenant's virtual topology and returns a :class:`SimulationResult`; no I/O, no
-clock, no store: everything it reads is in its arguments.
+clock, no store: everything it reads is in its arguments. The actions a result
+holds are the vocabulary of :mod:`tenet.packets.actions`.
 """
 
 from tenet.simulation.engine import simulate, simulate_emit
 from tenet.simulation.result import (
     ArpLearned,
-    DatapathAction,
-    DecTtl,
     Emit,
     MacLearned,
-    OutputLocal,
-    OutputTunnel,
-    SetEthDst,
-    SetEthSrc,
-    SetIpDst,
-    SetIpSrc,
-    SetL4Dst,
-    SetL4Src,
     SimulationResult,
     TraceStep,
     Verdict,
@@ -28,19 +19,9 @@ from tenet.simulation.view import DictState, StateView, TopologyView
 
 __all__ = [
     "ArpLearned",
-    "DatapathAction",
-    "DecTtl",
     "DictState",
     "Emit",
     "MacLearned",
-    "OutputLocal",
-    "OutputTunnel",
-    "SetEthDst",
-    "SetEthSrc",
-    "SetIpDst",
-    "SetIpSrc",
-    "SetL4Dst",
-    "SetL4Src",
     "SimulationResult",
     "StateView",
     "TopologyView",

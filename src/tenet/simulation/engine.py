@@ -26,16 +26,8 @@ from ipaddress import IPv4Address, ip_address
 from tenet.errors import PacketError
 from tenet.model import DeviceType, IPAddress, Port
 from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ICMP, extract_match
-from tenet.packets.ipv4 import IPPROTO_TCP
-from tenet.simulation import bridge, replies, router
-from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx, sid
-from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
-from tenet.simulation.portsec import allowed
-from tenet.simulation.result import (
-    DatapathAction,
+from tenet.packets.actions import (
     DecTtl,
-    Emit,
     OutputLocal,
     OutputTunnel,
     SetEthDst,
@@ -44,10 +36,15 @@ from tenet.simulation.result import (
     SetIpSrc,
     SetL4Dst,
     SetL4Src,
-    SimulationResult,
-    TraceStep,
-    Verdict,
+    SimAction,
 )
+from tenet.packets.ipv4 import IPPROTO_TCP
+from tenet.simulation import bridge, replies, router
+from tenet.simulation.chains import ChainVerdict, run_chain
+from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx, sid
+from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
+from tenet.simulation.portsec import allowed
+from tenet.simulation.result import Emit, SimulationResult, TraceStep, Verdict
 from tenet.simulation.view import StateView, TopologyView, mac_bytes
 
 
@@ -174,7 +171,7 @@ def _finish(
     if isinstance(decision, Reject):
         _reject(ctx, view, ingress)
         decision = Consumed(decision.reason)
-    outputs: list[DatapathAction] = []
+    outputs: list[SimAction] = []
     if isinstance(decision, Forward):
         outputs = _outputs(ctx, view, decision.ports, ingress)
         if not outputs:
@@ -203,8 +200,8 @@ def _finish(
     )
 
 
-def _rewrites(ctx: Ctx) -> list[DatapathAction]:
-    out: list[DatapathAction] = []
+def _rewrites(ctx: Ctx) -> list[SimAction]:
+    out: list[SimAction] = []
     cur = ctx.current
     if "eth_src" in cur:
         out.append(SetEthSrc(cur["eth_src"]))
@@ -229,8 +226,8 @@ def _ip(raw: bytes) -> IPAddress:
 
 def _outputs(
     ctx: Ctx, view: TopologyView, ports: tuple[Port, ...], ingress: tuple[uuid.UUID, ...]
-) -> list[DatapathAction]:
-    outputs: list[DatapathAction] = []
+) -> list[SimAction]:
+    outputs: list[SimAction] = []
     seen: set[uuid.UUID] = set()
     for port in ports:
         if port.id in ingress or port.id in seen:

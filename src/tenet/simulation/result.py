@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass
 
 from tenet.model import IPAddress
+from tenet.packets.actions import OutputLocal, OutputTunnel, SimAction, VirtualOutput
 
 
 class Verdict(enum.Enum):
@@ -42,68 +43,6 @@ class Verdict(enum.Enum):
     DROP = "drop"
     CONSUMED = "consumed"
     WAIT = "wait"
-
-
-# -- datapath actions ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SetEthSrc:
-    mac: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SetEthDst:
-    mac: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SetIpSrc:
-    ip: IPAddress
-
-
-@dataclass(frozen=True, slots=True)
-class SetIpDst:
-    ip: IPAddress
-
-
-@dataclass(frozen=True, slots=True)
-class SetL4Src:
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class SetL4Dst:
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class DecTtl:
-    """Decrement the IPv4 TTL / IPv6 hop limit by ``hops`` (one per router crossed)."""
-
-    hops: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutputLocal:
-    """Send out of the local interface bound to virtual port ``port_id``."""
-
-    port_id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class OutputTunnel:
-    """Encapsulate in VXLAN with ``key`` and send to ``address`` (the host of ``port_id``)."""
-
-    port_id: uuid.UUID
-    host_id: uuid.UUID
-    address: IPAddress
-    key: int
-
-
-Action = SetEthSrc | SetEthDst | SetIpSrc | SetIpDst | SetL4Src | SetL4Dst | DecTtl
-Output = OutputLocal | OutputTunnel
-DatapathAction = Action | Output
 
 
 # -- side effects ------------------------------------------------------------------
@@ -167,7 +106,7 @@ HARD_TIMEOUT = 0.0  # 0: none
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
     verdict: Verdict
-    actions: tuple[DatapathAction, ...] = ()
+    actions: tuple[SimAction, ...] = ()
     match_fields: frozenset[str] = frozenset()
     ttl_above: int = 0
     tags: frozenset[str] = frozenset()
@@ -191,7 +130,7 @@ class SimulationResult:
         return self.ttl_above
 
     @property
-    def outputs(self) -> tuple[Output, ...]:
+    def outputs(self) -> tuple[VirtualOutput, ...]:
         return tuple(a for a in self.actions if isinstance(a, OutputLocal | OutputTunnel))
 
     def trace_text(self) -> str:

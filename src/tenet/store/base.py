@@ -1,7 +1,7 @@
 """The store protocol: a revisioned key-value store with watches and leases.
 
 Every backend (memory, sqlite, etcd) implements :class:`Store` exactly as
-written here, and passes one conformance suite (``tests/unit/store/``).
+written here, and passes one conformance suite (``tests/unit/store_contract/``).
 The semantics are etcd v3's, so that etcd can implement them with no emulation:
 
 * The store has one **revision** counter. Every change (a put, a delete, a whole
@@ -20,6 +20,8 @@ The semantics are etcd v3's, so that etcd can implement them with no emulation:
   Events of one revision arrive in one batch. A watcher that reconnects resumes
   from ``last_seen + 1`` and misses nothing. If ``r`` is older than the history
   the store keeps, the watch raises :class:`~tenet.errors.WatchCompacted`.
+* A **range read** returns keys in ``[start, end)`` in key order, with a limit, at one
+  revision; a reader pages by starting again after the last key it got.
 * A **lease** has a time to live. Keys put with a lease are deleted (with delete
   events, at one revision) when the lease expires or is revoked. ``keepalive``
   extends a lease by its ttl; a keepalive on a gone lease raises
@@ -101,10 +103,12 @@ Op = Put | Delete
 
 @dataclass(frozen=True, slots=True)
 class ListResult:
-    """Keys under a prefix, sorted by key, as of ``revision``."""
+    """Keys under a prefix or in a range, sorted by key, as of ``revision``; ``more``
+    says that a range read stopped at its limit with keys left after the last one."""
 
     items: list[KeyValue]
     revision: int
+    more: bool = False
 
 
 @runtime_checkable
@@ -147,6 +151,12 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> ListResult:
         """Every live key starting with ``prefix``, sorted, with the revision read at."""
+        ...
+
+    def range(self, start: str, end: str, *, limit: int = 0) -> ListResult:
+        """The live keys ``start <= key < end``, sorted, at most ``limit`` of them (0: no
+        limit; ``more`` is True when keys were left out). etcd's Range: page through a
+        big prefix by starting again just after the last key read."""
         ...
 
     def put(self, key: str, value: bytes, *, lease: int = NO_LEASE) -> int:

@@ -13,6 +13,7 @@ import bisect
 import itertools
 import threading
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 from tenet.clock import Clock, SystemClock
 from tenet.errors import LeaseExpired, TxnConflict, ValidationError, WatchCompacted
@@ -35,6 +36,7 @@ class MemoryStore:
         self._clock = clock or SystemClock()
         self._lock = threading.Condition()
         self._kv: dict[str, KeyValue] = {}
+        self._keys: list[str] = []  # the live keys, sorted (range reads)
         self._events: list[Event] = []
         self._revision = 1
         self._compacted = 1  # oldest revision still in history
@@ -56,10 +58,24 @@ class MemoryStore:
     def list(self, prefix: str) -> ListResult:
         with self._lock:
             self._expire()
-            items = sorted(
-                (kv for k, kv in self._kv.items() if k.startswith(prefix)), key=lambda kv: kv.key
-            )
+            start = bisect.bisect_left(self._keys, prefix)
+            items = []
+            for key in islice(self._keys, start, None):
+                if not key.startswith(prefix):
+                    break
+                items.append(self._kv[key])
             return ListResult(items, self._revision)
+
+    def range(self, start: str, end: str, *, limit: int = 0) -> ListResult:
+        if limit < 0:
+            raise ValidationError("limit", f"{limit} is below 0")
+        with self._lock:
+            self._expire()
+            first = bisect.bisect_left(self._keys, start)
+            last = bisect.bisect_left(self._keys, end, lo=first) if end > start else first
+            stop = last if not limit else min(last, first + limit)
+            items = [self._kv[k] for k in self._keys[first:stop]]
+            return ListResult(items, self._revision, more=stop < last)
 
     # -- writes -----------------------------------------------------------------------
     def put(self, key: str, value: bytes, *, lease: int = NO_LEASE) -> int:
@@ -107,10 +123,13 @@ class MemoryStore:
                     old.version + 1 if old else 1,
                     op.lease,
                 )
+                if old is None:
+                    bisect.insort(self._keys, op.key)
                 self._kv[op.key] = kv
                 self._events.append(Event(EventType.PUT, kv))
             elif op.key in self._kv:
                 del self._kv[op.key]
+                del self._keys[bisect.bisect_left(self._keys, op.key)]
                 self._events.append(Event(EventType.DELETE, KeyValue(op.key, b"", 0, revision, 0)))
         self._revision = revision
         self._lock.notify_all()

@@ -60,6 +60,7 @@ from tenet.store.base import (
     Op,
     Put,
 )
+from tenet.store.keys import prefix_end
 from tenet.store.watch import PollingWatch, check_key, check_value
 
 SCHEMA = """
@@ -302,12 +303,23 @@ class SqliteStore:
         return None if row is None else KeyValue(*row)
 
     def list(self, prefix: str) -> ListResult:
+        if not prefix:
+            return self.range("", "\U0010ffff")
+        return self.range(prefix, prefix_end(prefix))
+
+    def range(self, start: str, end: str, *, limit: int = 0) -> ListResult:
+        if limit < 0:
+            raise ValidationError("limit", f"{limit} is below 0")
         self._expire()
         with self._read() as db:
+            # the primary key's index serves key >= ? AND key < ?, in key order
             rows = db.execute(
-                "SELECT * FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
+                "SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+                (start, end, limit + 1 if limit else -1),
             ).fetchall()
-            return ListResult([KeyValue(*row) for row in rows], self._revision(db))
+            more = bool(limit) and len(rows) > limit
+            items = [KeyValue(*row) for row in (rows[:limit] if more else rows)]
+            return ListResult(items, self._revision(db), more=more)
 
     def put(self, key: str, value: bytes, *, lease: int = NO_LEASE) -> int:
         return self.txn((), (Put(key, value, lease),))

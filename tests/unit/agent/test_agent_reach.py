@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import uuid
 
-from tenet.agent.reach import Reach
 from tenet.clock import FakeClock
 from tenet.model import (
     Bridge,
@@ -22,7 +21,9 @@ from tenet.model import (
 )
 from tenet.model.types import MAC
 from tenet.store import EventType, MemoryStore
+from tenet.store.keys import OBJECTS
 from tenet.store.objects import ObjectStore, decode_event
+from tenet.store.reach import Reach
 
 
 def world() -> tuple[ObjectStore, dict[str, uuid.UUID]]:
@@ -57,7 +58,7 @@ def world() -> tuple[ObjectStore, dict[str, uuid.UUID]]:
 def follow(o: ObjectStore, reach: Reach, start: int) -> list[bool]:
     """Feed every object event since ``start`` to ``reach``; which ones it took."""
     taken = []
-    with o.store.watch("/tenet/v1/objects/", start) as watch:
+    with o.store.watch(OBJECTS, start) as watch:
         while batch := watch.get(timeout=0.1):
             for event in batch:
                 obj = decode_event(event)

@@ -181,7 +181,7 @@ def test_a_hosts_interfaces_and_status_come_from_its_agent(
     assert status == {"alive": False, "underlay": None, "applied_revision": None, "stats": {}}
     assert admin.get(f"/v1/hosts/{host['id']}/interfaces").json() == {"items": []}
     # what an agent on that host writes (tenet.agent.daemon), under its lease
-    from tenet.agent.daemon import alive_key, applied_key, interfaces_key, stats_key
+    from tenet.store.keys import alive_key, applied_key, interfaces_key, stats_key
 
     hid = __import__("uuid").UUID(host["id"])
     lease = server.store.grant_lease(60)

@@ -25,8 +25,8 @@ from tenet.datapath.kernel import (
     value_stats,
 )
 from tenet.packets import TCP, UDP, Ethernet, FlowMatch, IPv4, IPv6, Packet, extract_match
+from tenet.packets.actions import DecTtl, SetEthDst, SetIpSrc, SetL4Dst
 from tenet.packets.synth import frame_of
-from tenet.simulation.result import DecTtl, SetEthDst, SetIpSrc, SetL4Dst
 
 TCP_MATCH = FlowMatch(
     7, 0, b"\x02" * 6, b"\x04" * 6, 0, 0, 0x0800, bytes([10, 0, 0, 1]), bytes([10, 0, 1, 2]),

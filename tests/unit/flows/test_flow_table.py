@@ -6,12 +6,8 @@ import uuid
 
 from tenet.flows import FlowTable
 from tenet.packets import FlowMatch
-from tenet.simulation.result import (
-    Emit,
-    OutputLocal,
-    SimulationResult,
-    Verdict,
-)
+from tenet.packets.actions import OutputLocal
+from tenet.simulation.result import Emit, SimulationResult, Verdict
 
 PORT = uuid.uuid4()
 

@@ -38,6 +38,7 @@ from tenet.model import (
     TunnelZoneMember,
 )
 from tenet.model.types import MAC, TUNNEL_KEY_MAX
+from tenet.store.keys import OBJECTS
 from tenet.store.memory import MemoryStore
 from tenet.store.objects import ObjectStore, decode_event
 from tenet.store.sqlite import SqliteStore
@@ -250,7 +251,7 @@ def test_deleting_a_port_group_clears_membership(topo: Topo) -> None:
 def test_a_reference_to_a_missing_object_is_refused(topo: Topo, build: object, field: str) -> None:
     record = build(topo)  # type: ignore[operator]
     before = topo.o.store.revision()
-    with pytest.raises(ValidationError, match="does not exist") as info:
+    with pytest.raises(NotFoundError, match="does not exist") as info:
         topo.o.create(record)
     assert info.value.field == field
     assert topo.o.store.revision() == before
@@ -524,7 +525,7 @@ def test_changes_arrive_on_a_watch_as_object_events(topo: Topo) -> None:
     port = topo.bport(bridge)
     topo.o.delete(Bridge, bridge.id)
     events = []
-    with topo.o.store.watch("/tenet/v1/objects/", start) as watch:
+    with topo.o.store.watch(OBJECTS, start) as watch:
         while len(events) < 4:
             batch = watch.get(timeout=5)
             assert batch, "the watch went quiet"

@@ -9,7 +9,7 @@ deliberately misconfigured topology), builds a :class:`TopologyView` and a
 ``simulate`` and compares the *behaviour*: the verdict, which ports the packet
 leaves by (local or tunnel, key and host address), the headers of the packet
 that leaves each port (the result's actions applied to the frame by
-:func:`apply_actions`, a tiny flow interpreter), the packets emitted, the state
+:func:`apply_actions`, through the one flow interpreter), the packets emitted, the state
 written and key trace lines. Action lists are never compared.
 
 File format (names everywhere; MACs may be given as a port name, meaning that
@@ -96,25 +96,20 @@ from tenet.packets import (
     Packet,
     mac_from_str,
     mac_to_str,
-    rewrite,
 )
 from tenet.packets import icmp as icmp_mod
 from tenet.packets import icmpv6 as icmpv6_mod
 from tenet.packets import ipv4 as ipv4_mod
 from tenet.packets import l4 as l4_mod
-from tenet.simulation.result import (
-    ArpLearned,
-    DecTtl,
-    Emit,
-    MacLearned,
+from tenet.packets.actions import (
     OutputLocal,
     OutputTunnel,
-    SetEthDst,
-    SetEthSrc,
-    SetIpDst,
-    SetIpSrc,
-    SetL4Dst,
-    SetL4Src,
+    interpret,
+)
+from tenet.simulation.result import (
+    ArpLearned,
+    Emit,
+    MacLearned,
     SimulationResult,
     Verdict,
 )
@@ -576,34 +571,13 @@ def build_frame(topo: Topology, desc: Mapping[str, Any]) -> bytes:
 Egress = tuple[OutputLocal | OutputTunnel, bytes]
 
 
-def apply_actions(frame: bytes, actions: Iterable[object]) -> list[Egress]:
-    """Run datapath ``actions`` on ``frame`` in order, as a datapath would.
-
-    Returns each output with the frame as it leaves (rewrites apply to the
-    outputs after them, as in OpenFlow/OVS action lists).
-    """
-    buf = bytearray(frame)
+def apply_actions(frame: bytes, actions: Sequence[object]) -> list[Egress]:
+    """Run a result's ``actions`` on ``frame`` with the one interpreter
+    (:func:`tenet.packets.actions.interpret`): each virtual output with its frame."""
     out: list[Egress] = []
-    for action in actions:
-        if isinstance(action, SetEthSrc):
-            rewrite.set_eth_src(buf, action.mac)
-        elif isinstance(action, SetEthDst):
-            rewrite.set_eth_dst(buf, action.mac)
-        elif isinstance(action, SetIpSrc):
-            rewrite.set_ip_src(buf, action.ip.packed)
-        elif isinstance(action, SetIpDst):
-            rewrite.set_ip_dst(buf, action.ip.packed)
-        elif isinstance(action, SetL4Src):
-            rewrite.set_l4_src(buf, action.port)
-        elif isinstance(action, SetL4Dst):
-            rewrite.set_l4_dst(buf, action.port)
-        elif isinstance(action, DecTtl):
-            for _ in range(action.hops):
-                rewrite.dec_ttl(buf)
-        elif isinstance(action, OutputLocal | OutputTunnel):
-            out.append((action, bytes(buf)))
-        else:
-            raise AssertionError(f"unknown datapath action {action!r}")
+    for output, data in interpret(frame, actions):  # type: ignore[arg-type]
+        assert isinstance(output, OutputLocal | OutputTunnel), output
+        out.append((output, data))
     return out
 
 

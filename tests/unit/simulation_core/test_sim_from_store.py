@@ -19,7 +19,8 @@ from tenet.model import (
 )
 from tenet.model.types import MAC
 from tenet.packets import ETH_TYPE_IPV4, ICMP, Ethernet, IPv4, Packet, mac_from_str
-from tenet.simulation import DictState, OutputTunnel, TopologyView, Verdict, simulate
+from tenet.packets.actions import OutputTunnel
+from tenet.simulation import DictState, TopologyView, Verdict, simulate
 from tenet.store import MemoryStore
 from tenet.store.objects import ObjectStore
 

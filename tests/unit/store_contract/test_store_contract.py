@@ -72,6 +72,35 @@ def test_list_by_prefix_is_sorted_with_its_revision(store: Store) -> None:
     assert [kv.key for kv in store.list("/a").items] == ["/a/1", "/a/2", "/a/é", "/ab/2"]
 
 
+def test_a_range_read_is_half_open_sorted_and_limited(store: Store) -> None:
+    for key in ("/r/05", "/r/01", "/r/03", "/r/04", "/r/02", "/s"):
+        store.put(key, b"x")
+    store.delete("/r/04")
+    assert [kv.key for kv in store.range("/r/02", "/r/05").items] == ["/r/02", "/r/03"]
+    first = store.range("/r/", "/r0", limit=2)
+    assert ([kv.key for kv in first.items], first.more) == (["/r/01", "/r/02"], True)
+    assert first.revision == store.revision()
+    rest = store.range(first.items[-1].key + "\0", "/r0", limit=2)
+    assert ([kv.key for kv in rest.items], rest.more) == (["/r/03", "/r/05"], False)
+    assert store.range("/r/09", "/r/01").items == []
+    with pytest.raises(ValidationError):
+        store.range("/r/", "/r0", limit=-1)
+
+
+def test_paging_a_range_sees_every_key_once(store: Store) -> None:
+    keys = [f"/p/{i:04d}" for i in range(57)]
+    store.txn((), [Put(k, b"") for k in keys])
+    seen: list[str] = []
+    start = "/p/"
+    while True:
+        page = store.range(start, "/p0", limit=10)
+        seen += [kv.key for kv in page.items]
+        if not page.more:
+            break
+        start = page.items[-1].key + "\0"
+    assert seen == keys
+
+
 @pytest.mark.parametrize("key", ["", 7, None])
 def test_bad_keys_are_refused(store: Store, key: object) -> None:
     with pytest.raises(ValidationError) as info:

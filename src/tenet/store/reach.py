@@ -5,17 +5,19 @@ bindings (its local ports) and tunnel-zone memberships, and follows references
 from there, fetching each record by key when it is first needed:
 
 * every reference a record holds (a port's device, peer and chains; a rule's
-  jump chain and groups; a binding's host...), except the port lists inside rule
-  conditions (ids are all a condition needs);
-* the children that matter for forwarding, read from the object layer's
-  children index: a device's ports, a router's routes, a chain's rules, a port's
-  binding, a host's tunnel-zone memberships, a bridge's DHCP subnets and hosts.
+  jump chain and groups; a binding's host...), except those its kind's spec says
+  not to follow (the tenant; the port lists inside rule conditions: ids are all
+  a condition needs);
+* the children that matter for forwarding (:attr:`KindSpec.children`), read from
+  the reference index: a device's ports, a router's routes, a chain's rules, a
+  port's binding, a host's tunnel-zone memberships, a bridge's DHCP subnets.
 
-So an agent holds its tenants' devices and whatever they link to (a provider
-router, other tenants behind it), and nothing of tenants it never carries.
-Changes arrive on the one store watch; :meth:`Reach.accept` keeps those about
-held records, or about new children of held records, and fetches what they
-newly reach.
+Kinds no agent acts on yet (:attr:`KindSpec.held` False) are never loaded. So an
+agent holds its tenants' devices and whatever they link to (a provider router,
+other tenants behind it), and nothing of tenants it never carries. Changes arrive
+on the agent's store watch; :meth:`Reach.accept` keeps those about held records,
+or about new children of held records, and fetches what they newly reach. The
+trace service starts from one port the same way (:meth:`Reach.load_from`).
 """
 
 from __future__ import annotations
@@ -23,36 +25,13 @@ from __future__ import annotations
 import uuid
 from collections import deque
 
-from tenet.model import (
-    Bridge,
-    Chain,
-    DhcpHost,
-    DhcpSubnet,
-    Host,
-    Port,
-    PortBinding,
-    Record,
-    Route,
-    Router,
-    Rule,
-    TunnelZoneMember,
-)
+from tenet.model import Host, PortBinding, Record, TunnelZoneMember
+from tenet.model.kinds import REFS_FROM, SPECS
 from tenet.store.objects import ObjectEvent, ObjectStore
-from tenet.store.relations import REFS_FROM, OnDelete
-
-CHILDREN: dict[type[Record], tuple[type[Record], ...]] = {
-    Bridge: (Port, DhcpSubnet),
-    Router: (Port, Route),
-    Chain: (Rule,),
-    Port: (PortBinding,),
-    Host: (TunnelZoneMember,),
-    DhcpSubnet: (DhcpHost,),
-}
-NOT_FOLLOWED = {(Rule, "condition.in_port_ids"), (Rule, "condition.out_port_ids")}
 
 
 class Reach:
-    def __init__(self, objects: ObjectStore, host_id: uuid.UUID) -> None:
+    def __init__(self, objects: ObjectStore, host_id: uuid.UUID | None) -> None:
         self.objects = objects
         self.host_id = host_id
         self.records: dict[uuid.UUID, Record] = {}
@@ -61,10 +40,17 @@ class Reach:
     def load(self) -> dict[uuid.UUID, Record]:
         """Fetch everything reachable from this host's ports, afresh."""
         self.records = {}
-        self._visit(Host, self.host_id)
-        for kind, ident in self.objects.children(self.host_id):
-            if kind in (PortBinding, TunnelZoneMember):
+        if self.host_id is not None:
+            self._visit(Host, self.host_id)
+            for kind, ident in self.objects.children(self.host_id, (PortBinding, TunnelZoneMember)):
                 self._visit(kind, ident)
+        self._expand()
+        return self.records
+
+    def load_from(self, kind: type[Record], ident: uuid.UUID) -> dict[uuid.UUID, Record]:
+        """Fetch everything reachable from one record (and this host, if any)."""
+        self.load()
+        self._visit(kind, ident)
         self._expand()
         return self.records
 
@@ -87,19 +73,21 @@ class Reach:
 
     def _wanted(self, record: Record) -> bool:
         """A new record this agent must hold: a child of a held record, or its own binding."""
+        if not SPECS[type(record)].held:
+            return False
         if isinstance(record, PortBinding | TunnelZoneMember) and record.host_id == self.host_id:
             return True
         for ref in REFS_FROM.get(type(record), ()):
-            if ref.on_delete is not OnDelete.CASCADE or ref.many:
+            if not ref.cascades:
                 continue
             for parent_id in ref.ids(record):
                 parent = self.records.get(parent_id)
-                if parent is not None and type(record) in CHILDREN.get(type(parent), ()):
+                if parent is not None and type(record) in SPECS[type(parent)].children:
                     return True
         return False
 
     def _visit(self, kind: type[Record], ident: uuid.UUID) -> None:
-        if ident in self.records:
+        if ident in self.records or not SPECS[kind].held:
             return
         found = self.objects.find(kind, ident)
         if found is not None:
@@ -110,12 +98,10 @@ class Reach:
         while self._pending:
             record = self._pending.popleft()
             for ref in REFS_FROM.get(type(record), ()):
-                if (ref.source, ref.field) in NOT_FOLLOWED:
-                    continue
-                for ident in ref.ids(record):
-                    self._visit(ref.target, ident)
-            kinds = CHILDREN.get(type(record), ())
+                if ref.follow:
+                    for ident in ref.ids(record):
+                        self._visit(ref.target, ident)
+            kinds = SPECS[type(record)].children
             if kinds:
-                for kind, ident in self.objects.children(record.id):
-                    if kind in kinds:
-                        self._visit(kind, ident)
+                for kind, ident in self.objects.children(record.id, kinds):
+                    self._visit(kind, ident)
