@@ -308,7 +308,7 @@ def _with_tenant(spec: KindSpec) -> KindSpec:
     return KindSpec(
         spec.kind,
         spec.owner,
-        (*spec.refs, ref),
+        (ref, *spec.refs),  # first: a record's own tenant is checked before what it names
         spec.children,
         spec.held,
         spec.touches,

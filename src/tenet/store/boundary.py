@@ -78,12 +78,11 @@ def owns(actor: Actor, record: Record) -> bool:
 
 
 def visible(actor: Actor, record: Record) -> bool:
-    """Whether ``actor`` may read ``record``: its own, or shared by the operator."""
+    """Whether ``actor`` may read ``record``: its tenant's, its tenant itself, or shared
+    by the operator."""
     if actor.admin:
         return True
-    if isinstance(record, TenantRecord):
-        return record.tenant_id == actor.tenant_id or is_shared(record)
-    return False
+    return tenant_of(record) == actor.tenant_id or is_shared(record)
 
 
 def check_reference(

@@ -44,6 +44,7 @@ from tenet.clock import Clock, SystemClock
 from tenet.errors import (
     AlreadyExists,
     NotFoundError,
+    PermissionDenied,
     ReferenceConflict,
     TooLarge,
     TxnConflict,
@@ -52,7 +53,7 @@ from tenet.errors import (
 from tenet.model import KINDS, Port, Record, Tenant, TenantRecord, from_dict, loads, to_dict
 from tenet.model.kinds import REFS_FROM, SPECS, OnDelete, Ref
 from tenet.store.base import Event, EventType, Store
-from tenet.store.boundary import ADMIN, Actor, check_changes, check_reference, visible
+from tenet.store.boundary import ADMIN, Actor, check_changes, check_reference, owns, visible
 from tenet.store.keys import OBJECTS, kind_prefix, object_key, prefix_end, refs_prefix
 from tenet.store.kind_rules import DELETE, PREPARE
 from tenet.store.unit_of_work import MAX_TXN_OPS, UnitOfWork
@@ -374,18 +375,18 @@ class ObjectStore:
         if isinstance(change, Update):
             return self._update(work, change.record, change.expected_revision, actor)
         if isinstance(change, Patch):
-            current = _current(work, change.kind, change.id, change.expected_revision)
+            current = _current(work, change.kind, change.id, change.expected_revision, actor)
             data = {**to_dict(current), **change.fields}
             return self._update(work, from_dict(change.kind, data), None, actor)
         if isinstance(change, Remove):
             self._delete(
-                work, _current(work, change.kind, change.id, change.expected_revision), actor
+                work, _current(work, change.kind, change.id, change.expected_revision, actor), actor
             )
             return None
         if isinstance(change, Link):
-            port = _current(work, Port, change.port_id, None)
+            port = _current(work, Port, change.port_id, None, actor)
             return self._update(work, port.replace(peer_id=change.peer_id), None, actor)
-        port = _current(work, Port, change.port_id, None)
+        port = _current(work, Port, change.port_id, None, actor)
         return self._update(work, port.replace(peer_id=None), None, actor)
 
     def _create(self, work: UnitOfWork, record: R, position: int | None, actor: Actor) -> R:
@@ -398,7 +399,7 @@ class ObjectStore:
         return new
 
     def _update(self, work: UnitOfWork, record: R, expected: int | None, actor: Actor) -> R:
-        old = _current(work, type(record), record.id, expected)
+        old = _current(work, type(record), record.id, expected, actor)
         for name in SPECS[type(record)].immutable:
             if getattr(old, name) != getattr(record, name):
                 raise ValidationError(name, "cannot be changed; create a new object")
@@ -483,14 +484,20 @@ class ObjectStore:
         self, kind: type[Record], ident: uuid.UUID, expected: int | None, actor: Actor
     ) -> None:
         work = UnitOfWork(self.store, budget=1 << 30)
-        self._delete(work, _current(work, kind, ident, expected), actor)
+        self._delete(work, _current(work, kind, ident, expected, actor), actor)
         check_changes(actor, work.changes())
 
 
-def _current(work: UnitOfWork, kind: type[R], ident: uuid.UUID, expected: int | None) -> R:
+def _current(
+    work: UnitOfWork, kind: type[R], ident: uuid.UUID, expected: int | None, actor: Actor
+) -> R:
+    """The record a change starts from: NotFoundError when there is none the actor may
+    see, PermissionDenied when it may see but not change it."""
     current = work.get(kind, ident)
-    if current is None:
+    if current is None or not visible(actor, current):
         raise NotFoundError(SPECS[kind].label, ident)
+    if not owns(actor, current):
+        raise PermissionDenied(f"only the operator may change {SPECS[kind].label} {ident}")
     if expected is not None and work.revision_of(object_key(kind, ident)) != expected:
         raise TxnConflict(
             (object_key(kind, ident),),

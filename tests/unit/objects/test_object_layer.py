@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from objworld import Topo
 
 from tenet.clock import FakeClock
 from tenet.errors import (
@@ -39,68 +39,8 @@ from tenet.model import (
 )
 from tenet.model.types import MAC, TUNNEL_KEY_MAX
 from tenet.store.keys import OBJECTS
-from tenet.store.memory import MemoryStore
 from tenet.store.objects import ObjectStore, decode_event
 from tenet.store.sqlite import SqliteStore
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    clock = FakeClock()
-    store = (
-        MemoryStore(clock) if request.param == "memory" else SqliteStore(tmp_path / "t.db", clock)
-    )
-    yield ObjectStore(store, clock)
-    store.close()
-
-
-class Topo:
-    """Builders of valid records for one tenant."""
-
-    def __init__(self, objects: ObjectStore) -> None:
-        self.o = objects
-        self.tenant = objects.create(Tenant(name="acme")).record
-        self._mac = 0
-
-    def mac(self) -> MAC:
-        self._mac += 1
-        return MAC(f"02:00:00:00:{self._mac >> 8:02x}:{self._mac & 0xFF:02x}")
-
-    def bridge(self, **kw: object) -> Bridge:
-        return self.o.create(Bridge(tenant_id=self.tenant.id, **kw)).record  # type: ignore[arg-type]
-
-    def router(self) -> Router:
-        return self.o.create(Router(tenant_id=self.tenant.id)).record
-
-    def bport(self, bridge: Bridge, **kw: object) -> Port:
-        port = Port(
-            tenant_id=self.tenant.id, device_id=bridge.id, device_type=DeviceType.BRIDGE, **kw
-        )  # type: ignore[arg-type]
-        return self.o.create(port).record
-
-    def rport(self, router: Router, cidr: str = "10.0.0.0/24", **kw: object) -> Port:
-        net = ipaddress.ip_network(cidr)
-        port = Port(
-            tenant_id=self.tenant.id,
-            device_id=router.id,
-            device_type=DeviceType.ROUTER,
-            mac=self.mac(),
-            address=next(net.hosts()),
-            subnet=net,
-            **kw,  # type: ignore[arg-type]
-        )
-        return self.o.create(port).record
-
-    def chain(self) -> Chain:
-        return self.o.create(Chain(tenant_id=self.tenant.id)).record
-
-    def port(self, ident: uuid.UUID) -> Port:
-        return self.o.get(Port, ident).record
-
-
-@pytest.fixture
-def topo(objects: ObjectStore) -> Topo:
-    return Topo(objects)
 
 
 def test_linking_sets_both_sides_and_unlinking_clears_both(topo: Topo) -> None:
