@@ -185,15 +185,15 @@ def simulated(count: int, rounds: int) -> dict[str, object]:
             ).record
             objects.create(PortBinding(port_id=port.id, host_id=host.id, interface=f"sim{n}"))
         for record in objects.list(Host):
-            agents.append(
-                Agent(
-                    record.record.id,
-                    SqliteStore(path),
-                    IPv4Address("10.251.0.1"),
-                    datapath=FakeDatapath(),
-                    lease_ttl=3600,
-                )
+            agent = Agent(
+                record.record.id,
+                SqliteStore(path),
+                IPv4Address("10.251.0.1"),
+                datapath=FakeDatapath(),
+                lease_ttl=3600,
             )
+            agent.start()
+            agents.append(agent)
         watches = [a.store.watch(AGENT_WATCH, a.store.revision() + 1) for a in agents]
         applied = [0] * count
 

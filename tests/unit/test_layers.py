@@ -2,7 +2,8 @@
 
 A module may import from its own package, from a layer below it, and from the
 shared base modules (``tenet.errors``, ``tenet.clock``). Siblings on one level
-(store and datapath; agent and services) do not import each other. The
+(store and datapath; api and lab) do not import each other. Services sit below the
+agent, which runs them. The
 simulation is a pure function: no clock, no I/O modules, no logging.
 """
 
@@ -22,12 +23,12 @@ LEVEL = {
     "flows": 3,
     "store": 4,
     "datapath": 4,
-    "agent": 5,
     "services": 5,
-    "api": 6,
-    "lab": 6,
-    "cli": 7,
-    "__main__": 8,
+    "agent": 6,
+    "api": 7,
+    "lab": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 BASE = {"errors", "clock", "__init__"}
 PURE = {"model", "packets", "simulation", "flows"}

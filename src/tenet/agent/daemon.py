@@ -1,7 +1,8 @@
 """``tenet agent``: the per-host daemon, a thin shell around :class:`AgentCore`.
 
 It owns the I/O: the store (a lease for the host's liveness and everything it
-writes; one watch on all of tenet's keys), the datapath, and the clock. One
+writes; one watch on what agents act on, ``tenet.store.keys.AGENT_WATCH``), the
+datapath, the clock, and the services it runs (``tenet.services``). One
 loop does all the work, on one thread; the datapath has its own for packets and
 the store watch one that only reads and wakes the loop (a change is applied at
 once, not at the loop's next turn):
@@ -9,7 +10,8 @@ once, not at the loop's next turn):
     store events  -> reach.accept + core.apply (objects this host's ports reach, fetched
                      on demand) / learned.apply + core.invalidate (learned state)
     upcalls       -> core.handle -> learned state written under the lease
-    every second  -> lease keepalive, counters published (idle flows expired every 5 s)
+    every second  -> lease keepalive, services ticked (the status service publishes the
+                     counters), idle flows expired every 5 s
 
 Crash-only (CONVENTIONS.md point 8): an unexpected exception ends the process;
 on restart it resyncs from the store. A watch that finds its history compacted
@@ -18,16 +20,12 @@ reloads everything.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import queue
 import signal
-import socket
-import struct
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from ipaddress import IPv4Address
 from types import FrameType
@@ -40,15 +38,15 @@ from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
 from tenet.errors import DatapathUnavailable, WatchCompacted
 from tenet.model import Host
+from tenet.services.base import Service, ServiceContext
+from tenet.services.status import StatusService
 from tenet.simulation.result import StateWrite
-from tenet.store import Event, Put, Store, open_store
+from tenet.store import Event, Store, open_store
 from tenet.store.keys import (
     AGENT_WATCH,
     LEARNED,
     alive_key,
     applied_key,
-    interfaces_key,
-    stats_key,
 )
 from tenet.store.objects import ObjectStore, decode_event
 from tenet.store.reach import Reach
@@ -57,7 +55,6 @@ LEASE_TTL = 5.0
 TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
-SIOCGIFHWADDR = 0x8927
 WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
 
@@ -121,21 +118,11 @@ class Watcher:
         self._thread.join(timeout=5)
 
 
-def host_interfaces() -> list[dict[str, object]]:
-    """The network interfaces of this process's network namespace: name, index, MAC."""
-    out: list[dict[str, object]] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for index, name in socket.if_nameindex():
-            try:
-                raw = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("256s", name.encode()))
-                mac = raw[18:24].hex(":")
-            except OSError:
-                mac = ""
-            out.append({"name": name, "index": index, "mac": mac})
-    return out
-
-
 class Agent:
+    """The daemon. Constructing it does no I/O; :meth:`start` opens the datapath, takes
+    the host's lease, loads what the host's ports reach, adopts a previous run's flows
+    and starts the services; :meth:`run` starts it if need be and loops until ``stop``."""
+
     def __init__(
         self,
         host_id: uuid.UUID,
@@ -148,30 +135,46 @@ class Agent:
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         lease_ttl: float = LEASE_TTL,
+        services: Sequence[Service] | None = None,
     ) -> None:
         """``datapath`` names one (see :func:`open_datapath`) or is one already open
-        (a FakeDatapath for agents simulated in one process)."""
+        (a FakeDatapath for agents simulated in one process). ``services`` default to
+        the host's status publisher."""
         self.host_id = host_id
         self.store = store
+        self.underlay = underlay
         self.objects = ObjectStore(store)
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
-        self.datapath: Datapath
-        if isinstance(datapath, str):
-            self.datapath, self.datapath_kind = open_datapath(
-                datapath, underlay, vxlan_port, pin_name or str(host_id)
-            )
-        else:
-            self.datapath, self.datapath_kind = datapath, type(datapath).__name__
+        self.services: list[Service] = [StatusService()] if services is None else list(services)
+        self._datapath_spec = datapath
+        self._vxlan_port = vxlan_port
+        self._pin_name = pin_name or str(host_id)
+        self._lease_ttl = lease_ttl
+        self.datapath_kind = ""
         self.adopted = (0, 0)
-        self.lease = store.grant_lease(lease_ttl)
-        store.put(alive_key(host_id), str(underlay).encode(), lease=self.lease)
+        self.started = False
         self.learned = LearnedState()
-        self.core = AgentCore(host_id, self.datapath, self.learned)
         self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._next_expiry = 0.0
-        self._interfaces = b""
+        self._revision = 0
+
+    # -- start -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self.started:
+            return
+        self.datapath: Datapath
+        if isinstance(self._datapath_spec, str):
+            self.datapath, self.datapath_kind = open_datapath(
+                self._datapath_spec, self.underlay, self._vxlan_port, self._pin_name
+            )
+        else:
+            self.datapath = self._datapath_spec
+            self.datapath_kind = type(self._datapath_spec).__name__
+        self.lease = self.store.grant_lease(self._lease_ttl)
+        self.store.put(alive_key(self.host_id), str(self.underlay).encode(), lease=self.lease)
+        self.core = AgentCore(self.host_id, self.datapath, self.learned)
         self._revision = self._load()
         self._applied(self._revision)
         if self.datapath.adopted:
@@ -179,6 +182,17 @@ class Agent:
             self.datapath.prune_tunnel_ports()
             self.adopted = (kept, removed)
             self._write(writes)
+        context = ServiceContext(self.host_id, self.store, self.lease, self.clock, self.counters)
+        for service in self.services:
+            service.start(context)
+        self.started = True
+
+    def counters(self) -> dict[str, int]:
+        """The agent's and its datapath's counters (what the status service publishes)."""
+        stats = {**asdict(self.core.counters), **self.datapath.stats()}
+        stats["flows_in_table"] = len(self.core.flows)
+        stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
+        return stats
 
     def _load(self) -> int:
         """Load what this host's ports reach; returns the revision to watch after."""
@@ -188,7 +202,9 @@ class Agent:
         self.core.load(records.values())
         return revision
 
+    # -- the loop ----------------------------------------------------------------------
     def run(self) -> None:
+        self.start()
         next_tick = 0.0
         watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
         try:
@@ -210,7 +226,7 @@ class Agent:
                     self._write(self.core.handle(upcall, self.clock.monotonic()))
                 now = self.clock.monotonic()
                 if now >= next_tick:
-                    self._tick(now)
+                    self.tick(now)
                     next_tick = now + TICK
         finally:
             watcher.close()
@@ -247,22 +263,22 @@ class Agent:
         if puts:
             self.store.txn([], puts)
 
-    def _tick(self, now: float) -> None:
+    def tick(self, now: float) -> None:
+        """Once a second: keep the lease, expire idle flows (every few seconds), and
+        tick the services."""
         self.store.keepalive(self.lease)
         if now >= self._next_expiry:  # reads every flow's counters: not every second
             self.core.expire(now)
             self._next_expiry = now + EXPIRE_EVERY
-        stats = {**asdict(self.core.counters), **self.datapath.stats()}
-        stats["flows_in_table"] = len(self.core.flows)
-        stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
-        puts = [Put(stats_key(self.host_id), json.dumps(stats).encode(), self.lease)]
-        interfaces = json.dumps(host_interfaces()).encode()
-        if interfaces != self._interfaces:  # what an operator binds ports to
-            self._interfaces = interfaces
-            puts.append(Put(interfaces_key(self.host_id), interfaces, self.lease))
-        self.store.txn([], puts)
+        for service in self.services:
+            service.tick(now)
 
     def close(self) -> None:
+        if not self.started:
+            self.store.close()
+            return
+        for service in self.services:
+            service.close()
         self.datapath.close()
         self.store.revoke(self.lease)
         self.store.close()
@@ -292,6 +308,7 @@ def main(
         pin_name=pin_name,
         stop=stopping,
     )
+    agent.start()
     print(f"tenet agent: host {host_id}, underlay {underlay}, {agent.datapath_kind}", flush=True)
     if agent.adopted != (0, 0):
         kept, removed = agent.adopted
