@@ -1,4 +1,5 @@
-"""``tenet demo``: tenet's main job on one machine, as root.
+"""``tenet demo``: tenet's main job on one machine, as root (the set-up; the checks and
+the report are :mod:`tenet.cli.demo_checks`).
 
 It starts the embedded SQLite store, the API server and three agents, each in a
 host namespace on a shared underlay; builds through the REST API two tenants
@@ -27,9 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from ipaddress import IPv4Address, ip_interface
 from pathlib import Path
 from types import FrameType
@@ -37,19 +37,16 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
-from tenet.lab import Lab, Vm, stop_pids, sweep
+from tenet.cli.client import Client, CliError, Config
+from tenet.cli.demo_checks import TCP_PORT, Check, DemoChecks, DemoVm
+from tenet.lab import Lab, stop_pids, sweep
 from tenet.lab.state import RunState
-from tenet.lab.traffic import Capture, PingResult, Transfer, neighbour_mac, ping, start_server
-from tenet.lab.traffic import transfer as tcp_transfer
+from tenet.lab.traffic import start_server
 
 PREFIX = "tdemo-"
 STATE_DIR = Path("/run/tenet-demo")
 API_PORT = 8740  # the tenet command's default URL, when free
-TCP_PORT = 7000
-TRANSFER = 16 << 20
 HOSTS = 3
 
 
@@ -86,54 +83,35 @@ def _mac(tenant: int, network: int, last: int) -> str:
     return f"02:{0xA0 + tenant:02x}:00:00:{network:02x}:{last:02x}"
 
 
-@dataclass
-class Check:
-    what: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class DemoVm:
-    vm: Vm
-    tenant: str
-    network: str
-    host: int
-    port_id: str = ""
-
-
 class Api:
-    """The few REST calls the demo makes, each failing loudly with the API's message."""
+    """The few REST calls the demo makes, through the ``tenet`` command's client; each
+    fails loudly with the API's message."""
 
     def __init__(self, url: str, token: str) -> None:
         self.url = url
-        self.http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15
-        )
+        self.client = Client(Config(url, token, "the demo"))
 
     def create(self, collection: str, **body: Any) -> dict[str, Any]:
-        return self._ok(self.http.post(f"/v1/{collection}", json=body))
+        return self._call("POST", f"/v1/{collection}", body)
 
     def link(self, port_id: str, peer_id: str) -> dict[str, Any]:
-        return self._ok(self.http.post(f"/v1/ports/{port_id}/link", json={"peer_id": peer_id}))
+        return self._call("POST", f"/v1/ports/{port_id}/link", {"peer_id": peer_id})
 
-    def _ok(self, response: httpx.Response) -> dict[str, Any]:
-        if response.status_code >= 400:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:200]
-            where = f"{response.request.method} {response.request.url.path}"
-            raise DemoFailed(f"{where}: {response.status_code} {message}")
-        return response.json()  # type: ignore[no-any-return]
+    def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            found = self.client.call(method, path, body)
+        except CliError as exc:
+            raise DemoFailed(f"{method} {path}: {exc}") from exc
+        assert isinstance(found, dict)
+        return found
 
     def close(self) -> None:
-        self.http.close()
+        self.client.close()
 
 
 # -- the demo ------------------------------------------------------------------------------
 @dataclass
-class Demo:
+class Demo(DemoChecks):
     console: Console
     run: RunState = field(default_factory=lambda: RunState(STATE_DIR, PREFIX))
     lab: Lab = field(default_factory=lambda: Lab(prefix=PREFIX, datapath="auto", tx_offload=False))
@@ -146,14 +124,9 @@ class Demo:
     servers: list[subprocess.Popen[str]] = field(default_factory=list)
     router_macs: dict[str, list[str]] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)  # tenants, routers, bridges by name
-
-    @property
-    def token_file(self) -> Path:
-        return STATE_DIR / "admin-token"
-
-    @property
-    def store_path(self) -> Path:
-        return STATE_DIR / "store.db"
+    tenants: dict[str, list[VmSpec]] = field(default_factory=lambda: TENANTS)
+    networks: dict[str, str] = field(default_factory=lambda: NETWORKS)
+    state_dir: Path = STATE_DIR
 
     @contextlib.contextmanager
     def step(self, what: str) -> Iterator[None]:
@@ -302,191 +275,6 @@ class Demo:
             )
             self.vms[vm_name] = DemoVm(vm, name, f"{name}-{spec.network}", spec.host, port["id"])
 
-    # -- checks -------------------------------------------------------------------------
-    def checks(self) -> list[Check]:
-        probes = self._probes()
-        results: list[Check] = []
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-        )
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            task = progress.add_task("checks", total=len(probes) + 1)
-            captures = self._captures()
-            for what, probe in probes:
-                progress.update(task, description=what)
-                try:
-                    ok, detail = probe()
-                except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-                    ok, detail = False, f"{type(exc).__name__}: {exc}"
-                results.append(Check(what, ok, detail))
-                mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
-                progress.console.print(f"  {mark} {what}")
-                progress.advance(task)
-            what = "isolation: no VM saw a single frame from the other tenant"
-            progress.update(task, description=what)
-            seen = {name: capture.stop() for name, capture in captures.items()}
-            leaks = {name: n for name, (n, _) in seen.items() if n != 0}
-            total = sum(t for _, t in seen.values())
-            detail = f"{len(seen)} VMs captured {total} frames during the checks above, " + (
-                "none from the other tenant" if not leaks else f"foreign: {leaks} (-1: failed)"
-            )
-            results.append(Check(what, not leaks, detail))
-            mark = "[green]PASS[/]" if not leaks else "[red]FAIL[/]"
-            progress.console.print(f"  {mark} {what}")
-            progress.advance(task)
-        return results
-
-    def _captures(self) -> dict[str, Capture]:
-        macs = {t: [v.vm.mac for v in self.vms.values() if v.tenant == t] for t in TENANTS}
-        foreign = {
-            t: [m for o in TENANTS if o != t for m in (*macs[o], *self.router_macs[o])]
-            for t in TENANTS
-        }
-        return {n: Capture(v.vm.ns, foreign[v.tenant]) for n, v in self.vms.items()}
-
-    def _probes(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
-        probes: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
-        for tenant in TENANTS:
-            web1, web2, db1 = (self.vms[f"{tenant}-{n}"] for n in ("web1", "web2", "db1"))
-            probes += [
-                (f"{tenant}: every VM answers from its router", partial(self._gw, tenant)),
-                (
-                    f"{tenant}: ping {web1.vm.name} → {web2.vm.name}, one network, "
-                    f"host{web1.host + 1} → host{web2.host + 1}",
-                    partial(self._ping, web1, web2, 64),
-                ),
-                (
-                    f"{tenant}: ping {web1.vm.name} → {db1.vm.name} through {tenant}-router, "
-                    f"host{web1.host + 1} → host{db1.host + 1}",
-                    partial(self._ping, web1, db1, 63),
-                ),
-                (
-                    f"{tenant}: TCP {TRANSFER >> 20} MiB {web1.vm.name} → {db1.vm.name} "
-                    f"through {tenant}-router, host{web1.host + 1} → host{db1.host + 1}",
-                    partial(self._tcp, web1, db1),
-                ),
-            ]
-        a_web1, b_db2 = self.vms["acme-web1"], self.vms["globex-db2"]
-        probes += [
-            (
-                f"isolation: acme-web1 → {b_db2.vm.ip} (only globex has it): no reply",
-                partial(self._unreachable, a_web1, b_db2),
-            ),
-            (
-                "isolation: 10.0.2.10 in both tenants: each tenant's web1 reaches its own db1",
-                self._same_address,
-            ),
-        ]
-        return probes
-
-    def _gw(self, tenant: str) -> tuple[bool, str]:
-        """Wait (up to 30 s) until every VM of ``tenant`` gets a reply from its gateway:
-        its port is bound and its host's agent has the tenant's topology."""
-        mine = [v for v in self.vms.values() if v.tenant == tenant]
-        deadline = time.monotonic() + 30
-        waiting = list(mine)
-        while waiting and time.monotonic() < deadline:
-            waiting = [v for v in waiting if not ping(v.vm.ns, _gateway(v), count=1, wait=1).ok]
-        if waiting:
-            return False, "no reply from the gateway to " + ", ".join(v.vm.name for v in waiting)
-        return True, f"{len(mine)} VMs on 3 hosts, each answered by {tenant}-router"
-
-    def _ping(self, src: DemoVm, dst: DemoVm, ttl: int) -> tuple[bool, str]:
-        result = ping(src.vm.ns, dst.vm.ip, count=3)
-        ok = result.ok and result.ttls == {ttl}
-        detail = _ping_detail(result)
-        if ttl == 64:  # the same network: the ARP answer names the VM's own MAC
-            mac = neighbour_mac(src.vm.ns, dst.vm.ip)
-            ok = ok and mac == dst.vm.mac
-            detail += f", {dst.vm.ip} is at {mac} ({dst.vm.name}'s MAC)"
-        elif ok:
-            detail += " (one router crossed)"
-        return ok, detail
-
-    def _tcp(self, src: DemoVm, dst: DemoVm) -> tuple[bool, str]:
-        done = tcp_transfer(src.vm.ns, dst.vm.ip, TCP_PORT, TRANSFER)
-        ok = done.ok and done.server == dst.vm.name and done.seen_as == src.vm.ip
-        return ok, _transfer_detail(done)
-
-    def _unreachable(self, src: DemoVm, other: DemoVm) -> tuple[bool, str]:
-        result = ping(src.vm.ns, other.vm.ip, count=2, interval=0.2, wait=1)
-        if result.ok:
-            return False, f"{result.received} replies reached {src.tenant}"
-        return True, f"{result.sent} pings, 0 replies: {src.tenant}-router finds no {other.vm.ip}"
-
-    def _same_address(self) -> tuple[bool, str]:
-        answers = []
-        ok = True
-        for tenant in TENANTS:
-            src, dst = self.vms[f"{tenant}-web1"], self.vms[f"{tenant}-db1"]
-            done = tcp_transfer(src.vm.ns, dst.vm.ip, TCP_PORT, 1)
-            ok = ok and done.ok and done.server == dst.vm.name
-            answers.append(f"{src.vm.name} → {dst.vm.ip}: {done.server or done.error}")
-        return ok, "; ".join(answers)
-
-    # -- the report -----------------------------------------------------------------------
-    def report(self, results: list[Check], check: bool) -> None:
-        table = Table(title="tenet demo: what was checked with real traffic", title_justify="left")
-        table.add_column("outcome")
-        table.add_column("check")
-        table.add_column("detail")
-        for result in results:
-            mark = "[green]PASS[/]" if result.ok else "[bold red]FAIL[/]"
-            table.add_row(mark, result.what, result.detail)
-        self.console.print()
-        self.console.print(table)
-        self.console.print(self._vm_table())
-        passed = sum(r.ok for r in results)
-        style = "green" if passed == len(results) else "bold red"
-        self.console.print(f"[{style}]{passed} of {len(results)} checks passed[/]")
-        self.console.print()
-        datapaths = ", ".join(f"host{i + 1}: {d}" for i, d in enumerate(self.datapaths))
-        for label, value in (
-            ("REST API", f"{self.url}/v1/"),
-            ("API docs", f"{self.url}/docs  (OpenAPI: {self.url}/openapi.json)"),
-            ("admin token", f"{self.token_file}"),
-            ("store", f"sqlite://{self.store_path}"),
-            ("agents", datapaths),
-            ("logs", f"{STATE_DIR / 'logs'}"),
-        ):
-            self.console.print(f"  [bold]{label:<12}[/] {value}")
-        if check:
-            return
-        web1 = self.vms["acme-web1"]
-        self.console.print("\nTry, as root in another terminal:")
-        for line in (
-            f"export TENET_URL={self.url} TENET_TOKEN=$(cat {self.token_file})",
-            "tenet tenant list",
-            f"tenet bridge list --filter tenant_id={self.ids['acme']}",
-            f"tenet bridge mac-table {self.ids['acme-web']}",
-            f"tenet router ports {self.ids['acme-router']}",
-            f"tenet trace --port {web1.port_id} --dst 10.0.2.10",
-            f"tenet --json port show {web1.port_id}",
-            f"ip netns exec {web1.vm.ns} ping 10.0.2.10",
-            f"ip netns exec {web1.vm.ns} ping 10.0.2.20    # globex's; acme never reaches it",
-        ):
-            self.console.print(f"  [cyan]{line}[/]", soft_wrap=True, highlight=False)
-        self.console.print("\n[bold]Up until Ctrl-C[/], which removes everything the demo made.")
-
-    def _vm_table(self) -> Table:
-        table = Table(title="the VMs (network namespaces)", title_justify="left")
-        for column in ("VM", "tenant", "network", "address", "MAC", "host", "namespace"):
-            table.add_column(column)
-        for vm in self.vms.values():
-            table.add_row(
-                vm.vm.name,
-                vm.tenant,
-                vm.network,
-                vm.vm.ip,
-                vm.vm.mac,
-                f"host{vm.host + 1}",
-                vm.vm.ns,
-            )
-        return table
-
     def stay_up(self) -> None:
         """Until SIGINT or SIGTERM (either raises KeyboardInterrupt); says when a
         process of the demo ends on its own."""
@@ -547,26 +335,6 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def _gateway(vm: DemoVm) -> str:
-    return str(ip_interface(NETWORKS[vm.network.rsplit("-", 1)[1]]).ip)
-
-
-def _ping_detail(result: PingResult) -> str:
-    ttl = ",".join(map(str, sorted(result.ttls))) or "-"
-    rtt = f", {result.rtt_ms:.2f} ms" if result.rtt_ms is not None else ""
-    return f"{result.received}/{result.sent} replies, ttl {ttl}{rtt}"
-
-
-def _transfer_detail(done: Transfer) -> str:
-    if not done.ok:
-        return f"failed: {done.error or 'the digest did not match'} (server {done.server})"
-    rate = done.size * 8 / done.seconds / 1e6 if done.seconds else 0.0
-    return (
-        f"{done.size >> 20} MiB in {done.seconds:.2f} s ({rate:.0f} Mbit/s), SHA-256 matches, "
-        f"answered by {done.server}, which saw {done.seen_as}"
-    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
