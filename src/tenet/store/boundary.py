@@ -78,9 +78,12 @@ def owns(actor: Actor, record: Record) -> bool:
 
 
 def visible(actor: Actor, record: Record) -> bool:
-    """Whether ``actor`` may read ``record``: its own, or shared by the operator."""
+    """Whether ``actor`` may read ``record``: its tenant's records (and the tenant
+    itself), or records the operator shared."""
     if actor.admin:
         return True
+    if isinstance(record, Tenant):
+        return record.id == actor.tenant_id
     if isinstance(record, TenantRecord):
         return record.tenant_id == actor.tenant_id or is_shared(record)
     return False
