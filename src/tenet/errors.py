@@ -22,6 +22,8 @@ from the exception that caused them (``raise StoreUnavailable(...) from exc``).
      |    +-- WatchCompacted        (a watch asked for history that was compacted)
      |    +-- LeaseExpired          (the lease is gone; its keys were deleted)
      +-- PacketError                (a frame is truncated or malformed)
+     +-- NotImplementedYet          (501; a kind of record nothing implements yet:
+     |                               the reason names it and what brings it)
      +-- DatapathUnavailable        (this host cannot run the datapath asked for)
 """
 
@@ -143,6 +145,13 @@ class PacketError(TenetError):
     """A frame is truncated or malformed. The only error packet parsing raises."""
 
     status = 400
+
+
+class NotImplementedYet(TenetError):
+    """Something tenet accepts the shape of but does not do yet (a planned kind of
+    record); the message names it and says why."""
+
+    status = 501
 
 
 class DatapathUnavailable(TenetError):

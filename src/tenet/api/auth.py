@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 import uuid
 from dataclasses import asdict, dataclass
 
+from tenet.clock import Clock, SystemClock
 from tenet.errors import NotFoundError, ValidationError
 from tenet.store.base import Store
 from tenet.store.keys import TOKENS
@@ -45,8 +45,9 @@ def digest(token: str) -> str:
 
 
 class Tokens:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
+        self._clock = clock or SystemClock()
 
     def create(
         self, role: str, tenant_id: uuid.UUID | None = None, name: str = ""
@@ -64,7 +65,7 @@ class Tokens:
             "role": role,
             "tenant_id": str(tenant_id) if tenant_id else None,
             "name": name,
-            "created_at": time.time(),
+            "created_at": self._clock.time(),
         }
         self.store.put(TOKENS + digest(secret), json.dumps(record).encode())
         return secret, record

@@ -4,12 +4,12 @@ one in-process (uvicorn, a real socket; ``port=0`` picks a free port)."""
 from __future__ import annotations
 
 import threading
-import time
 from types import TracebackType
 
 import uvicorn
 
 from tenet.api.app import create_app
+from tenet.clock import SystemClock
 from tenet.store.objects import ObjectStore
 
 
@@ -20,11 +20,12 @@ class LocalServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
+        clock = SystemClock()
+        deadline = clock.monotonic() + 10
         while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
+            if not self._thread.is_alive() or clock.monotonic() > deadline:
                 raise RuntimeError("the API server did not start")
-            time.sleep(0.01)
+            clock.sleep(0.01)
         bound = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{bound}"
 

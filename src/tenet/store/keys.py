@@ -108,13 +108,23 @@ def tz_member_key(zone_id: uuid.UUID, host_id: uuid.UUID) -> str:
     return f"{INDEX}tz_member/{zone_id}/{host_id}"
 
 
+def mac_prefix(bridge_id: uuid.UUID) -> str:
+    """The learned MAC entries of one bridge."""
+    return f"{MACS}{bridge_id}/"
+
+
 def mac_key(bridge_id: uuid.UUID, mac: str) -> str:
     """A learned MAC entry; ``mac`` as ``aa:bb:cc:dd:ee:ff``."""
-    return f"{MACS}{bridge_id}/{mac}"
+    return f"{mac_prefix(bridge_id)}{mac}"
+
+
+def arp_prefix(router_id: uuid.UUID) -> str:
+    """The learned ARP entries of one router."""
+    return f"{ARPS}{router_id}/"
 
 
 def arp_key(router_id: uuid.UUID, ip: object) -> str:
-    return f"{ARPS}{router_id}/{ip}"
+    return f"{arp_prefix(router_id)}{ip}"
 
 
 def host_prefix(host_id: uuid.UUID) -> str:

@@ -55,7 +55,7 @@ W = dict[str, dict[str, Any]]
 
 
 def build_world(admin: httpx.Client, name: str = "acme") -> dict[str, dict[str, Any]]:
-    """A tenant with one of nearly everything, for other records to refer to."""
+    """A tenant with one of nearly everything implemented, for other records to refer to."""
     w: dict[str, dict[str, Any]] = {}
     w["tenant"] = make(admin, "tenants", name=name)
     t = w["tenant"]["id"]
@@ -68,18 +68,13 @@ def build_world(admin: httpx.Client, name: str = "acme") -> dict[str, dict[str, 
                        device_type="bridge", mac="02:00:00:00:00:05",
                        fixed_ips=["10.0.0.5"])  # fmt: skip
     w["chain"] = make(admin, "chains", tenant_id=t, name="c")
-    w["lb"] = make(admin, "load-balancers", tenant_id=t, router_id=w["router"]["id"])
-    w["pool"] = make(admin, "pools", tenant_id=t, load_balancer_id=w["lb"]["id"])
-    w["dhcp"] = make(admin, "dhcp-subnets", tenant_id=t, bridge_id=w["bridge"]["id"],
-                     cidr="10.0.0.0/24")  # fmt: skip
-    w["vpn"] = make(admin, "vpn-services", tenant_id=t, router_id=w["router"]["id"],
-                    port_id=w["rport"]["id"], local_address="192.0.2.1")  # fmt: skip
     w["host"] = make(admin, "hosts", name=f"{name}-host")
     w["zone"] = make(admin, "tunnel-zones", name=f"{name}-zone")
     return w
 
 
-# collection -> the body of a new record, given the world
+# collection -> the body of a new record, given the world (every implemented kind;
+# planned kinds answer 501 on every route: test_api_resources)
 NEW: dict[str, Callable[[W], dict[str, Any]]] = {
     "tenants": lambda w: {"name": "globex"},
     "bridges": lambda w: {"tenant_id": w["tenant"]["id"], "name": "b2"},
@@ -92,36 +87,10 @@ NEW: dict[str, Callable[[W], dict[str, Any]]] = {
     "rules": lambda w: {"tenant_id": w["tenant"]["id"], "chain_id": w["chain"]["id"]},
     "port-groups": lambda w: {"tenant_id": w["tenant"]["id"], "name": "pg"},
     "ip-addr-groups": lambda w: {"tenant_id": w["tenant"]["id"], "name": "ipg"},
-    "load-balancers": lambda w: {"tenant_id": w["tenant"]["id"], "router_id": w["router"]["id"],
-                                 "name": "lb2"},
-    "pools": lambda w: {"tenant_id": w["tenant"]["id"], "load_balancer_id": w["lb"]["id"],
-                        "name": "pool2"},
-    "pool-members": lambda w: {"tenant_id": w["tenant"]["id"], "pool_id": w["pool"]["id"],
-                               "address": "10.0.0.9", "protocol_port": 80},
-    "vips": lambda w: {"tenant_id": w["tenant"]["id"], "load_balancer_id": w["lb"]["id"],
-                       "pool_id": w["pool"]["id"], "address": "10.0.0.100",
-                       "protocol_port": 80},
-    "health-monitors": lambda w: {"tenant_id": w["tenant"]["id"], "name": "hm"},
-    "dhcp-subnets": lambda w: {"tenant_id": w["tenant"]["id"], "bridge_id": w["bridge"]["id"],
-                               "cidr": "10.1.0.0/24"},
-    "dhcp-hosts": lambda w: {"tenant_id": w["tenant"]["id"], "subnet_id": w["dhcp"]["id"],
-                             "mac": "02:00:00:00:00:07", "ip": "10.0.0.7"},
     "hosts": lambda w: {"name": "h2"},
     "tunnel-zones": lambda w: {"name": "z2"},
     "tunnel-zone-members": lambda w: {"tunnel_zone_id": w["zone"]["id"],
                                       "host_id": w["host"]["id"], "address": "10.250.0.9"},
     "port-bindings": lambda w: {"port_id": w["vmport"]["id"], "host_id": w["host"]["id"],
                                 "interface": "tap0"},
-    "bgp-peers": lambda w: {"tenant_id": w["tenant"]["id"], "router_id": w["router"]["id"],
-                            "port_id": w["rport"]["id"], "local_as": 65000, "peer_as": 65001,
-                            "peer_address": "10.0.0.254"},
-    "bgp-networks": lambda w: {"tenant_id": w["tenant"]["id"], "router_id": w["router"]["id"],
-                               "network": "203.0.113.0/24"},
-    "vpn-services": lambda w: {"tenant_id": w["tenant"]["id"], "router_id": w["router"]["id"],
-                               "port_id": w["rport"]["id"], "local_address": "192.0.2.2"},
-    "ipsec-connections": lambda w: {"tenant_id": w["tenant"]["id"],
-                                    "vpn_service_id": w["vpn"]["id"],
-                                    "peer_address": "198.51.100.1",
-                                    "local_cidrs": ["10.0.0.0/24"],
-                                    "peer_cidrs": ["10.9.0.0/24"], "psk": "a-long-shared-key"},
 }  # fmt: skip
