@@ -3,13 +3,15 @@
 The routes are in :mod:`tenet.api.native` (``/v1/``; the OpenStack Networking API
 will be :mod:`tenet.api.neutron`); who may do what is :mod:`tenet.api.policy`;
 who is calling is :mod:`tenet.api.deps`; how errors are answered is
-:mod:`tenet.api.errors`. The app holds the object layer, the token store, the
+:mod:`tenet.api.errors`; the OpenAPI document's links are
+:mod:`tenet.api.openapi`. The app holds the object layer, the token store, the
 clock (``now`` for traces) and whether authentication is on, in ``app.state``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -18,6 +20,7 @@ from tenet import __version__
 from tenet.api import errors
 from tenet.api.auth import Tokens
 from tenet.api.native import collections, health, hosts, learned, ports, tokens, trace
+from tenet.api.openapi import add_links
 from tenet.clock import Clock, SystemClock
 from tenet.store.objects import ObjectStore
 
@@ -51,4 +54,12 @@ def create_app(objects: ObjectStore, *, auth: bool = True, clock: Clock | None =
 
     for module in ROUTERS:
         app.include_router(module.router)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
