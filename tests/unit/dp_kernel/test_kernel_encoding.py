@@ -105,6 +105,12 @@ def test_what_the_program_cannot_apply_is_left_to_userspace() -> None:
     v6 = [SetIpSrc(IPv6Address("2001:db8::1")), Output(1)]
     assert VALUE_HEAD.unpack_from(kernel_value(v6, 3, 0))[3] & F_USERSPACE
     assert VALUE_HEAD.unpack_from(kernel_value([], 3, 0))[3:6] == (0, 0, 0)  # a drop
+    # the program rewrites once, before every output: a copy sent before a rewrite
+    # (as interpret sends it) is the agent's to make
+    after = [Output(1), SetEthDst(b"\x06" * 6), Output(2)]
+    assert VALUE_HEAD.unpack_from(kernel_value(after, 3, 0))[3] & F_USERSPACE
+    before = [SetEthDst(b"\x06" * 6), Output(1), Output(2)]
+    assert not VALUE_HEAD.unpack_from(kernel_value(before, 3, 0))[3] & F_USERSPACE
 
 
 @pytest.mark.parametrize("version", [4, 6])

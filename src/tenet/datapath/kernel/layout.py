@@ -23,7 +23,8 @@ Invariants:
   IPv4 and IPv6, no neighbor discovery, no IPv6 fragments): :func:`kernel_key`
   returns None for anything else, and the agent keeps such flows in userspace;
 * a value the program cannot apply (IPv6 address rewrites, more than
-  ``MAX_OUT`` outputs, more than 255 hops of TTL) carries ``F_USERSPACE``: the
+  ``MAX_OUT`` outputs, more than 255 hops of TTL, a rewrite after an output: the
+  program rewrites once, before all outputs) carries ``F_USERSPACE``: the
   program hands its frames to the agent, which applies the actions in Python.
 """
 
@@ -381,6 +382,8 @@ def _value(actions: tuple[DpAction, ...], vxlan_ifindex: int, ttl_above: int) ->
     ip_src = ip_dst = ZERO4
     outs: list[tuple[int, int, int]] = []
     for action in actions:
+        if outs and not isinstance(action, Output | Tunnel):
+            flags |= F_USERSPACE  # the program rewrites once, before every output
         if isinstance(action, Output):
             outs.append((action.port_no, 0, 0))
         elif isinstance(action, Tunnel):
