@@ -113,6 +113,7 @@ def lib() -> ctypes.CDLL:
         "bpf_map_update_elem": (ci, [ci, vp, vp, u64]),
         "bpf_map_lookup_elem": (ci, [ci, vp, vp]),
         "bpf_map_delete_elem": (ci, [ci, vp]),
+        "bpf_map_lookup_and_delete_elem": (ci, [ci, vp, vp]),
         "bpf_map_get_next_key": (ci, [ci, vp, vp]),
         "bpf_map_lookup_batch": (
             ci,
@@ -297,6 +298,18 @@ class BpfMap:
                 return False
             raise BpfError(code, f"map delete: {os.strerror(code)}")
         return True
+
+    def pop(self, key: bytes) -> bytes | None:
+        """Remove ``key``'s entry and return its value as it was, in one step (None if
+        there was none). Hash maps only (kernel 5.14 or later)."""
+        out = ctypes.create_string_buffer(self.value_size)
+        rc = lib().bpf_map_lookup_and_delete_elem(self.fd, key, out)
+        if rc < 0:
+            code = -rc if rc != -1 else ctypes.get_errno()
+            if code == errno.ENOENT:
+                return None
+            raise BpfError(code, f"map lookup and delete: {os.strerror(code)}")
+        return out.raw
 
     def all_keys(self) -> Iterator[bytes]:
         key = ctypes.create_string_buffer(self.key_size)

@@ -130,7 +130,8 @@ class KernelDatapath:
     def install(
         self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
     ) -> None:
-        compiled = soft_flow(actions, self.vxlan_port, time.monotonic())
+        now_ns = time.monotonic_ns()
+        compiled = soft_flow(actions, self.vxlan_port, now_ns / 1e9)
         compiled.ttl_above = ttl_above
         key = kernel_key(match, loose=ttl_above is not None)
         stale = self._table.put(match, compiled, key)
@@ -138,7 +139,7 @@ class KernelDatapath:
             self._prog.flows.delete(stale)
         if key is None:
             return
-        value = kernel_value(actions, self.vxlan_ifindex, time.monotonic_ns(), ttl_above or 0)
+        value = kernel_value(actions, self.vxlan_ifindex, now_ns, ttl_above or 0)
         try:
             self._prog.flows.update(key, value)
         except BpfError as exc:
@@ -148,10 +149,7 @@ class KernelDatapath:
 
     def delete(self, match: FlowMatch) -> FlowStats | None:
         soft, key = self._table.pop(match)
-        value = self._prog.flows.lookup(key) if key is not None else None
-        if value is not None:
-            assert key is not None
-            self._prog.flows.delete(key)
+        value = self._prog.flows.pop(key) if key is not None else None
         if soft is None and value is None:
             return None
         packets, nbytes, last_used = value_stats(value) if value is not None else (0, 0, 0.0)

@@ -45,22 +45,27 @@ class FlowTable:
         """``match`` forwards as ``flow``, in the kernel under ``key`` (None: in Python
         only). Returns a kernel key whose entry the caller must delete: the one ``match``
         was installed under before (loose then, exact now, or back), if it owned it."""
+        stale = None
         with self._lock:
             old = self._kkey.get(match)
-            stale = self._release(match, old) if old is not None and old != key else None
+            if old is not None and old != key:
+                stale = self._release(match, old)
             self._soft[match] = flow
             if key is not None:
                 self._kkey[match] = key
                 self._owner[key] = match
-            return stale
+        return stale
 
     def pop(self, match: FlowMatch) -> tuple[SoftFlow | None, bytes | None]:
         """Forget ``match``: its soft flow, and the kernel key whose entry the caller
         must delete (None if it has none, or a later match owns it)."""
         with self._lock:
             soft = self._soft.pop(match, None)
-            key = self._kkey.get(match) or kernel_key(match)
-            return soft, self._release(match, key) if key is not None else None
+            key = self._kkey.pop(match, None) or kernel_key(match)
+            if key is None or self._owner.get(key, match) != match:
+                return soft, None  # a later match installed the same loose flow: it stays
+            self._owner.pop(key, None)
+            return soft, key
 
     def _release(self, match: FlowMatch, key: bytes) -> bytes | None:
         self._kkey.pop(match, None)
