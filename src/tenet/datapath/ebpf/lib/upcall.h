@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Handing a frame to the agent: a struct upcall record (the frame's first
+ * MAX_FRAME bytes and why) copied to the `upcalls` ring; the frame itself is
+ * dropped here. Every hand-over is counted (misses apart from frames not read
+ * here), and so is a full ring.
+ */
+#ifndef TENET_UPCALL_H
+#define TENET_UPCALL_H
+
+#include "common.h"
+
+/* The frame to the agent, dropped here. */
+static __always_inline int punt(struct __sk_buff *skb, struct flow_key *key, __u16 reason)
+{
+	__u32 zero = 0;
+	struct upcall *u = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 n = skb->len;
+
+	count(reason == R_MISS ? C_MISSES : C_PUNTED);
+	if (!u)
+		return TC_ACT_SHOT;
+	if (n > MAX_FRAME) {
+		count(C_OVERSIZE);
+		n = MAX_FRAME;
+	}
+	if (n < 1)
+		return TC_ACT_SHOT;
+	u->in_port = key->in_port;
+	u->tunnel_key = key->tunnel_key;
+	u->len = skb->len;
+	u->reason = reason;
+	u->vlan_tci = skb->vlan_present ? (skb->vlan_tci & 0x0fff) | 0x1000 : 0;
+	u->vlan_proto = skb->vlan_present ? bpf_ntohs(skb->vlan_proto) : 0;
+	if (bpf_skb_load_bytes(skb, 0, u->data, n) < 0)
+		return TC_ACT_SHOT;
+	if (bpf_ringbuf_output(&upcalls, u, offsetof(struct upcall, data) + n, 0) < 0)
+		count(C_RING_FULL);
+	return TC_ACT_SHOT;
+}
+
+#endif /* TENET_UPCALL_H */
