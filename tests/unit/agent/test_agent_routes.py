@@ -2,7 +2,7 @@
 changed route's prefix, and those that chose from its ECMP group; nothing else.
 
 vm1 (10.0.0.1) -- b1 -- r1 -- ext -- gw1 (172.16.0.2), gw2 (172.16.0.3), all on this
-host. r1 routes 0.0.0.0/0 to gw1 and 8.8.0.0/16 to gw1 and gw2 (ECMP); it has a
+host. r1 routes 0.0.0.0/0 to gw1 and 9.9.0.0/16 to gw1 and gw2 (ECMP); it has a
 third port, r1-x (192.168.7.1/24), linked to nothing.
 """
 
@@ -84,7 +84,7 @@ class Topo:
             for n, name in ((2, "gw1"), (3, "gw2"))
         }  # fmt: skip
         self.default = self.route("0.0.0.0/0", "172.16.0.2")
-        self.ecmp = [self.route("8.8.0.0/16", "172.16.0.2"), self.route("8.8.0.0/16", "172.16.0.3")]
+        self.ecmp = [self.route("9.9.0.0/16", "172.16.0.2"), self.route("9.9.0.0/16", "172.16.0.3")]
         self.records: list[Record] = [
             TENANT, zone, HostRecord(id=H1, name="h1"),
             TunnelZoneMember(tunnel_zone_id=zone.id, host_id=H1, address=ip("192.0.2.1")),
@@ -138,11 +138,13 @@ def test_a_routed_packet_leaves_rewritten_and_its_flow_carries_the_next() -> Non
 
 def test_a_new_route_invalidates_only_the_flows_under_its_prefix() -> None:
     topo, host = setup()
-    for dst in ("8.8.8.8", "10.9.1.1", "1.1.1.1"):
+    for dst in ("8.8.8.8", "10.9.1.1", "9.9.9.9"):
         send(topo, host, dst)
     host.change(topo.route("10.9.0.0/16", "172.16.0.3"))
-    assert not send(topo, host, "8.8.8.8").upcalled  # via the default route: survives
-    assert not send(topo, host, "1.1.1.1").upcalled
+    kept = send(topo, host, "8.8.8.8")  # via the default route, not under 10.9/16
+    assert not kept.upcalled
+    assert gateway(topo, host, kept) == "gw1"
+    assert not send(topo, host, "9.9.9.9").upcalled  # via the ECMP group: survives too
     moved = send(topo, host, "10.9.1.1")  # via the default route, under 10.9/16
     assert moved.upcalled
     assert gateway(topo, host, moved) == "gw2"
@@ -163,11 +165,11 @@ def test_removing_the_route_a_flow_used_invalidates_it() -> None:
 
 def test_removing_an_unchosen_ecmp_member_invalidates_the_flows_of_its_group() -> None:
     topo, host = setup()
-    chosen = gateway(topo, host, send(topo, host, "8.8.8.8"))
+    chosen = gateway(topo, host, send(topo, host, "9.9.9.9"))
     send(topo, host, "1.1.1.1")
     unchosen = topo.ecmp[0] if chosen == "gw2" else topo.ecmp[1]  # .2 is gw1, .3 gw2
     host.delete(unchosen)
-    again = send(topo, host, "8.8.8.8")
+    again = send(topo, host, "9.9.9.9")
     assert again.upcalled  # the hash picks among fewer members now
     assert gateway(topo, host, again) == chosen
     assert not send(topo, host, "1.1.1.1").upcalled  # another prefix: survives
@@ -175,10 +177,10 @@ def test_removing_an_unchosen_ecmp_member_invalidates_the_flows_of_its_group() -
 
 def test_changing_a_route_invalidates_its_prefix_not_others() -> None:
     topo, host = setup()
-    send(topo, host, "8.8.8.8")
+    send(topo, host, "9.9.9.9")
     send(topo, host, "1.1.1.1")
-    host.change(topo.ecmp[0].replace(weight=50))  # now the only best route to 8.8/16
-    moved = send(topo, host, "8.8.8.8")
+    host.change(topo.ecmp[0].replace(weight=50))  # now the only best route to 9.9/16
+    moved = send(topo, host, "9.9.9.9")
     assert moved.upcalled
     assert gateway(topo, host, moved) == "gw1"
     assert not send(topo, host, "1.1.1.1").upcalled
