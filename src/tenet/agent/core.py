@@ -3,8 +3,9 @@
 :class:`AgentCore` keeps the host's picture of the world and turns events into
 datapath operations:
 
-* **topology**: every model record (from a store snapshot, then object events);
-  a :class:`~tenet.simulation.view.TopologyView` is rebuilt lazily after changes;
+* **topology**: every model record (from a store snapshot, then object events),
+  and a :class:`~tenet.simulation.view.TopologyView` of them that each event
+  updates in place (only the indexes the changed record touches);
 * **learned state**: the MAC and ARP tables every agent writes to the store;
 * **bindings**: the ports bound to this host become datapath ports, and their
   tunnel keys map straight to them (the egress host never simulates);
@@ -12,8 +13,9 @@ datapath operations:
   cache or simulated; the result's flow is installed, the packet itself executed,
   generated packets sent (simulating those that leave a device), and learned
   state returned for the shell to write under the host's lease;
-* **invalidation**: each change maps to tags, and exactly the flows that carry
-  them are removed from the table and the datapath.
+* **invalidation**: each change maps to tags (:func:`touched`, built with the
+  simulation's own constructors, :mod:`tenet.simulation.tags`), and exactly the
+  flows that carry them are removed from the table and the datapath.
 
 It is driven by the process shell (``tenet.agent.daemon``), which owns the
 store, the datapath's threads and the clock, and passes ``now`` in.
@@ -24,21 +26,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
 from tenet.datapath.base import Datapath, DpAction, Output, Tunnel, Upcall
 from tenet.errors import PacketError
 from tenet.flows import FlowTable
-from tenet.model import (
-    DhcpHost,
-    DhcpSubnet,
-    Port,
-    PortBinding,
-    Record,
-    Route,
-    Rule,
-    TunnelZoneMember,
-)
+from tenet.model import DeviceType, Port, PortBinding, Record, Route
+from tenet.model.kinds import SPECS
 from tenet.packets.actions import OutputLocal, OutputTunnel
 from tenet.packets.synth import frame_of
 from tenet.simulation import (
@@ -48,9 +42,11 @@ from tenet.simulation import (
     Verdict,
     simulate,
     simulate_emit,
+    tags,
 )
 from tenet.simulation.result import StateWrite
-from tenet.simulation.view import StateView
+from tenet.simulation.state import StateView
+from tenet.simulation.tags import Tag
 from tenet.store.objects import ObjectEvent
 
 MAX_EMIT_DEPTH = 4
@@ -77,57 +73,52 @@ class AgentCore:
     flows: FlowTable = field(default_factory=FlowTable)
     counters: Counters = field(default_factory=Counters)
     records: dict[uuid.UUID, Record] = field(default_factory=dict)
-    _view: TopologyView | None = None
+    _view: TopologyView = field(init=False)
     # local virtual port id <-> datapath port number, and the tunnel keys mapped
     port_no: dict[uuid.UUID, int] = field(default_factory=dict)
     port_id: dict[int, uuid.UUID] = field(default_factory=dict)
     _keys: dict[uuid.UUID, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._view = TopologyView.build(self.records.values(), self.host_id)
+
     # -- topology ---------------------------------------------------------------------
     @property
     def view(self) -> TopologyView:
-        if self._view is None:
-            self._view = TopologyView.build(self.records.values(), self.host_id)
         return self._view
 
     def load(self, records: Iterable[Record]) -> None:
         """Replace the whole picture (start, or a resync after a compacted watch)."""
         self.records = {r.id: r for r in records}
-        self._view = None
+        self._view = TopologyView.build(self.records.values(), self.host_id)
         self._drop_all_flows()
         self.sync_ports()
 
-    def apply(self, event: ObjectEvent) -> set[str]:
+    def apply(self, event: ObjectEvent) -> set[Tag]:
         """Apply one object change; returns the tags it touched (flows already removed)."""
         old = self.records.get(event.id)
         if event.record is None:
             self.records.pop(event.id, None)
         else:
             self.records[event.id] = event.record
-        self._view = None
-        tags = set()
-        for record in (old, event.record):
-            if record is not None:
-                tags |= tags_of(record)
-        if _changes_device(old, event.record):
-            device = (event.record or old).device_id  # type: ignore[union-attr]
-            tags.add(str(device))
-        self.invalidate(tags)
+        self._view.apply(event.id, event.record)
+        changed = touched(old, event.record, self.flows)
+        self.invalidate(changed)
         if isinstance(old, PortBinding | Port) or isinstance(event.record, PortBinding | Port):
             self.sync_ports()
-        return tags
+        return changed
 
     def hold(self, records: Iterable[Record]) -> None:
         """Records newly reachable (fetched on demand): part of the picture from now on."""
         added = False
         for record in records:
             self.records[record.id] = record
+            self._view.apply(record.id, record)
             added = True
         if added:
-            self._view = None
             self.sync_ports()
 
-    def invalidate(self, tags: set[str]) -> int:
+    def invalidate(self, tags: set[Tag]) -> int:
         gone = self.flows.invalidate(tags)
         for flow in gone:
             self.datapath.delete(flow.match)
@@ -277,31 +268,74 @@ class AgentCore:
         return len(gone)
 
 
-def tags_of(record: Record) -> set[str]:
-    """The flow tags a change to ``record`` touches."""
-    tags = {str(record.id)}
-    if isinstance(record, Port):
-        if record.peer_id is not None:
-            tags.add(str(record.peer_id))
-    elif isinstance(record, Route):
-        tags.add(f"routes/{record.router_id}")
-    elif isinstance(record, PortBinding):
-        tags |= {f"binding/{record.port_id}", str(record.port_id)}
-    elif isinstance(record, TunnelZoneMember):
-        tags.add(str(record.host_id))
-    elif isinstance(record, Rule):
-        tags.add(str(record.chain_id))
-    elif isinstance(record, DhcpSubnet):
-        tags.add(str(record.bridge_id))
-    elif isinstance(record, DhcpHost):
-        tags.add(str(record.subnet_id))
-    return tags
+def touched(old: Record | None, new: Record | None, flows: FlowTable) -> set[Tag]:
+    """The flow tags a change of one record from ``old`` to ``new`` touches."""
+    out: set[Tag] = set()
+    for record in (old, new):
+        if record is not None:
+            out |= tags_of(record)
+    device = _changed_device(old, new)
+    if device is not None:
+        out.add(tags.of_id(device))
+    lookups = _lookups_changed(old, new)
+    if lookups is not None:
+        router_id, networks = lookups
+        out |= tags.lookups_within(flows.scoped(tags.route_scope(router_id)), networks)
+    return out
 
 
-def _changes_device(old: Record | None, new: Record | None) -> bool:
-    """A port change that alters its device's floods or address tables."""
+def tags_of(record: Record) -> set[Tag]:
+    """The flow tags a change to ``record`` touches by itself: its id, the records its
+    kind's spec says it ``touches`` (a rule its chain, a binding its port...), and a
+    binding's output tag."""
+    out = {tags.of_id(record.id)}
+    for name in SPECS[type(record)].touches:
+        target = getattr(record, name)
+        if target is not None:
+            out.add(tags.of_id(target))
+    if isinstance(record, PortBinding):
+        out.add(tags.binding(record.port_id))
+    return out
+
+
+def _changed_device(old: Record | None, new: Record | None) -> uuid.UUID | None:
+    """The device of a port that came, went, or changed what its device floods to or
+    answers ARP with (its MAC, addresses or peer)."""
     if not isinstance(old, Port) and not isinstance(new, Port):
-        return False
+        return None
     if not isinstance(old, Port) or not isinstance(new, Port):
-        return True  # a port came or went
-    return (old.mac, old.fixed_ips, old.peer_id) != (new.mac, new.fixed_ips, new.peer_id)
+        port = old if isinstance(old, Port) else new
+        assert isinstance(port, Port)
+        return port.device_id  # a port came or went
+    if (old.mac, old.fixed_ips, old.peer_id) != (new.mac, new.fixed_ips, new.peer_id):
+        return new.device_id
+    return None
+
+
+Networks = list[IPv4Network | IPv6Network]
+
+
+def _lookups_changed(old: Record | None, new: Record | None) -> tuple[uuid.UUID, Networks] | None:
+    """The router whose lookups of some destinations a change alters, and the prefixes
+    holding those destinations: a route's old and new ``dst``; a router port's old and
+    new subnet (its connected route) and address (delivered locally), when one of
+    them or whether the port is up changed. None for every other change."""
+    if isinstance(old, Route) or isinstance(new, Route):
+        routes = [r for r in (old, new) if isinstance(r, Route)]
+        return routes[0].router_id, [r.dst for r in routes]
+    ports = [p for p in (old, new) if isinstance(p, Port) and p.device_type is DeviceType.ROUTER]
+    if not ports:
+        return None
+    if len(ports) == 2 and _routing(ports[0]) == _routing(ports[1]):
+        return None
+    networks: Networks = []
+    for port in ports:
+        if port.subnet is not None:
+            networks.append(port.subnet)
+        if port.address is not None:
+            networks.append(ip_network(port.address))
+    return ports[0].device_id, networks
+
+
+def _routing(port: Port) -> tuple[object, ...]:
+    return (port.subnet, port.address, port.admin_state_up)

@@ -10,8 +10,11 @@ watch, so a MAC learned on one host is known on all. Keys::
 (the layout is :mod:`tenet.store.keys`'.)
 
 :class:`LearnedState` is the cache an agent keeps of them; it implements the
-simulation's :class:`~tenet.simulation.view.StateView`, and says which flow tags
-each change touches (``mac/<bridge>/<mac>``, ``arp/<router>/<ip>``).
+simulation's :class:`~tenet.simulation.state.StateView`, and says which flow tag
+each change touches (:func:`tenet.simulation.tags.mac`, :func:`~tenet.simulation.tags.arp`:
+the very tags the simulation puts on the flows that looked the entry up).
+Connections and NAT mappings are flow state, never in the store: until the
+conntrack issue keeps them, it knows none.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from ipaddress import ip_address
 
 from tenet.model import IPAddress
 from tenet.packets import mac_from_str, mac_to_str
+from tenet.simulation import tags
 from tenet.simulation.result import ArpLearned, MacLearned, StateWrite
+from tenet.simulation.state import Connection, ConnectionKey, NatBinding, NatKey
+from tenet.simulation.tags import Tag
 from tenet.store import keys
 from tenet.store.base import Event, EventType, KeyValue, Put
 from tenet.store.keys import LEARNED
@@ -59,19 +65,25 @@ class LearnedState:
     def arp_failed(self, router_id: uuid.UUID, ip: IPAddress) -> bool:
         return False  # unanswered ARP is tracked by the agent that sent the requests
 
+    def connection(self, key: ConnectionKey) -> Connection | None:
+        return None  # no conntrack table yet: the conntrack issue brings the agent's
+
+    def nat_mapping(self, key: NatKey) -> NatBinding | None:
+        return None  # likewise: NAT mappings come with the conntrack issue
+
     def load(self, items: Iterable[KeyValue]) -> None:
         self.macs.clear()
         self.arps.clear()
         for kv in items:
             self._set(kv.key, kv.value)
 
-    def apply(self, event: Event) -> str | None:
+    def apply(self, event: Event) -> Tag | None:
         """Apply one store event; returns the flow tag it touches (None if unrelated)."""
         if event.type is EventType.PUT:
             return self._set(event.key, event.kv.value)
         return self._unset(event.key)
 
-    def _set(self, key: str, value: bytes) -> str | None:
+    def _set(self, key: str, value: bytes) -> Tag | None:
         parsed = _parse(key)
         if parsed is None:
             return None
@@ -79,22 +91,23 @@ class LearnedState:
         if table == "macs":
             mac = mac_from_str(item)
             self.macs[(device, mac)] = uuid.UUID(value.decode())
-            return f"mac/{device}/{item}"
+            return tags.mac(device, mac)
         ip = ip_address(item)
         self.arps[(device, ip)] = mac_from_str(value.decode())
-        return f"arp/{device}/{ip}"
+        return tags.arp(device, ip)
 
-    def _unset(self, key: str) -> str | None:
+    def _unset(self, key: str) -> Tag | None:
         parsed = _parse(key)
         if parsed is None:
             return None
         table, device, item = parsed
         if table == "macs":
-            self.macs.pop((device, mac_from_str(item)), None)
-            return f"mac/{device}/{item}"
+            mac = mac_from_str(item)
+            self.macs.pop((device, mac), None)
+            return tags.mac(device, mac)
         ip = ip_address(item)
         self.arps.pop((device, ip), None)
-        return f"arp/{device}/{ip}"
+        return tags.arp(device, ip)
 
 
 def _parse(key: str) -> tuple[str, uuid.UUID, str] | None:

@@ -6,6 +6,9 @@ Owns, for one datapath:
   actions and the tags of the simulation that made it, timeouts and counters;
 * a **tag index** (tag -> flows): a change to any object invalidates exactly the
   flows whose simulation depended on it;
+* a **scope index** (scope -> tags) for scoped tags
+  (:func:`tenet.simulation.tags.scope_of`: a router's route lookups), so a route
+  change finds the lookups of its router without scanning every tag;
 * **idle and hard expiry** driven by ``now`` and the datapath's last-used times;
 * a **hard limit** on the number of flows: installing past it evicts the least
   recently used;
@@ -15,7 +18,8 @@ Owns, for one datapath:
   the tag index and are invalidated with flows.
 
 Invariants: every flow and megaflow entry is in the tag index under each of its
-tags, and nowhere else; removing one removes it from every index. Pure logic: no
+tags, and nowhere else; removing one removes it from every index. A tag is in
+the scope index exactly while the tag index holds it. Pure logic: no
 I/O, no clock (``now`` is passed in); the agent applies what it returns to the
 datapath.
 """
@@ -28,13 +32,16 @@ from dataclasses import dataclass, field
 from tenet.packets import FlowMatch, masked
 from tenet.packets.actions import SimAction
 from tenet.simulation.result import SimulationResult, Verdict
+from tenet.simulation.tags import Tag, scope_of
+
+_Entry = FlowMatch | tuple[frozenset[str], tuple[object, ...]]  # a flow, or a megaflow
 
 
 @dataclass(slots=True)
 class Flow:
     match: FlowMatch
     actions: tuple[SimAction, ...]
-    tags: frozenset[str]
+    tags: frozenset[Tag]
     idle_timeout: float
     hard_timeout: float
     installed_at: float
@@ -72,9 +79,8 @@ class FlowTable:
     max_flows: int = 100_000
     max_megaflows: int = 100_000
     _flows: OrderedDict[FlowMatch, Flow] = field(default_factory=OrderedDict)
-    _by_tag: dict[str, set[FlowMatch | tuple[frozenset[str], tuple[object, ...]]]] = field(
-        default_factory=dict
-    )
+    _by_tag: dict[Tag, set[_Entry]] = field(default_factory=dict)
+    _by_scope: dict[str, set[Tag]] = field(default_factory=dict)
     _megaflows: dict[frozenset[str], dict[tuple[object, ...], Megaflow]] = field(
         default_factory=dict
     )
@@ -107,8 +113,7 @@ class FlowTable:
             now,
         )
         self._flows[match] = flow
-        for tag in flow.tags:
-            self._by_tag.setdefault(tag, set()).add(match)
+        self._tag(flow.tags, match)
         evicted = []
         while len(self._flows) > self.max_flows:
             oldest = next(iter(self._flows))
@@ -139,7 +144,11 @@ class FlowTable:
         gone = [m for m, f in self._flows.items() if f.expired(now)]
         return [f for m in gone if (f := self.remove(m)) is not None]
 
-    def invalidate(self, tags: set[str] | frozenset[str]) -> list[Flow]:
+    def scoped(self, scope: str) -> tuple[Tag, ...]:
+        """The tags of ``scope`` that some flow or megaflow carries."""
+        return tuple(self._by_scope.get(scope, ()))
+
+    def invalidate(self, tags: set[Tag] | frozenset[Tag]) -> list[Flow]:
         """Remove every flow and megaflow that depended on any of ``tags``."""
         flows: list[Flow] = []
         for tag in tags:
@@ -166,8 +175,7 @@ class FlowTable:
             return False
         table[key] = Megaflow(fields, key, result)
         self._megaflow_count += 1
-        for tag in result.tags:
-            self._by_tag.setdefault(tag, set()).add((fields, key))
+        self._tag(result.tags, (fields, key))
         return True
 
     def recall(self, match: FlowMatch) -> SimulationResult | None:
@@ -193,12 +201,31 @@ class FlowTable:
             del self._megaflows[fields]
         self._untag(entry.result.tags, (fields, key))
 
-    def _untag(
-        self, tags: frozenset[str], entry: FlowMatch | tuple[frozenset[str], tuple[object, ...]]
-    ) -> None:
+    def _tag(self, tags: frozenset[Tag], entry: _Entry) -> None:
+        by_tag = self._by_tag
+        for tag in tags:
+            members = by_tag.get(tag)
+            if members is None:
+                members = by_tag[tag] = set()
+                scope = scope_of(tag)
+                if scope is not None:
+                    self._by_scope.setdefault(scope, set()).add(tag)
+            members.add(entry)
+
+    def _untag(self, tags: frozenset[Tag], entry: _Entry) -> None:
         for tag in tags:
             members = self._by_tag.get(tag)
             if members is not None:
                 members.discard(entry)
                 if not members:
                     del self._by_tag[tag]
+                    scope = scope_of(tag)
+                    if scope is not None:
+                        self._unscope(scope, tag)
+
+    def _unscope(self, scope: str, tag: Tag) -> None:
+        scoped = self._by_scope.get(scope)
+        if scoped is not None:
+            scoped.discard(tag)
+            if not scoped:
+                del self._by_scope[scope]

@@ -12,10 +12,13 @@ from tenet.simulation.result import (
     Emit,
     MacLearned,
     SimulationResult,
+    TraceKind,
     TraceStep,
     Verdict,
 )
-from tenet.simulation.view import DictState, StateView, TopologyView
+from tenet.simulation.state import DictState, StateView
+from tenet.simulation.tags import Tag
+from tenet.simulation.view import TopologyView
 
 __all__ = [
     "ArpLearned",
@@ -24,7 +27,9 @@ __all__ = [
     "MacLearned",
     "SimulationResult",
     "StateView",
+    "Tag",
     "TopologyView",
+    "TraceKind",
     "TraceStep",
     "Verdict",
     "simulate",

@@ -36,26 +36,30 @@ Invariants:
   ``nw_proto`` with them, so it has been read already);
 * tags: every chain walked or looked up, every rule evaluated or looked up, and
   every port group, port (for its group membership) and IP address group
-  consulted, as ``str(uuid)``;
+  consulted, by id (:func:`tenet.simulation.tags.of_id`);
 * trace: one line per chain entered, the rule that decided, jumps and returns,
   rules skipped because the view lacks something, and the final verdict with the
   number of rules evaluated. Rules that do not match leave no line. Rules are
   numbered from 1 in the chain's order;
-* pure: the memos below (a chain's plan against one view's rules, a rule's
-  compiled condition, an address group's index) are keyed by record id and
-  checked by identity against the objects they were built from, so they never
-  change a result, only its cost.
+* pure: the memos below (a chain's plan, a rule's compiled condition, an
+  address group's index) belong to the view (:mod:`tenet.simulation.memo`),
+  filed under the records they were built from (a plan under its chain and the
+  rules it lists; a condition under its rule; an index under its group), and
+  dropped when one of those changes: they never change a result, only its cost.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network
 
 from tenet.model import Chain, Condition, CtState, IPAddrGroup, PortRange, Rule, RuleAction
-from tenet.simulation.context import Ctx
+from tenet.simulation import tags
+from tenet.simulation.context import BytesField, Ctx, IntField
+from tenet.simulation.memo import Slot
+from tenet.simulation.result import STEP_CHAIN, STEP_RULE
 from tenet.simulation.view import TopologyView, mac_bytes
 
 MAX_JUMP_DEPTH = 16
@@ -64,7 +68,6 @@ MAX_JUMP_DEPTH = 16
 _IP_ETH_TYPES = frozenset({0x0800, 0x86DD})
 _PORT_PROTOS = frozenset({6, 17, 132})  # TCP, UDP, SCTP
 _ICMP_PROTOS = frozenset({1, 58})  # ICMP, ICMPv6
-_MEMO_MAX = 65536
 
 
 class ChainVerdict(enum.Enum):
@@ -112,7 +115,7 @@ def run_chain(ctx: Ctx, view: TopologyView, chain_id: uuid.UUID | None, where: s
         verdict = ChainVerdict.ACCEPT
     chain = view.chains.get(chain_id)
     ctx.note(
-        "chain",
+        STEP_CHAIN,
         chain_id,
         chain.name if chain is not None else "",
         f"{verdict.value} ({walk.evaluated} rules evaluated)",
@@ -133,26 +136,26 @@ class _Walk:
     ) -> ChainVerdict | None:
         """Walk one chain; None when it ends or returns without a decision."""
         ctx = self.ctx
-        ctx.tag(chain_id)
+        ctx.tag(tags.of_id(chain_id))
         chain = self.view.chains.get(chain_id)
         if chain is None:
-            ctx.note("chain", chain_id, "", f"{entry}: not in the view: drop")
+            ctx.note(STEP_CHAIN, chain_id, "", f"{entry}: not in the view: drop")
             return ChainVerdict.DROP
-        ctx.note("chain", chain_id, chain.name, entry)
+        ctx.note(STEP_CHAIN, chain_id, chain.name, entry)
         stack = (*stack, chain_id)
-        plan = _plan(chain, self.view.rules)
+        plan = _plan(self.view, chain)
         walked = len(plan.steps)
         outcome: ChainVerdict | None = None
         for index, rule, checks in plan.steps:
             if rule is None:
                 rule_id = chain.rule_ids[index - 1]
-                ctx.note("rule", rule_id, f"{rule_id} #{index}", "not in the view: skipped")
+                ctx.note(STEP_RULE, rule_id, f"{rule_id} #{index}", "not in the view: skipped")
                 continue
             self.evaluated += 1
             try:
                 matched = _matches(checks, ctx, self.view)
             except _Unresolved as exc:
-                ctx.note("rule", rule.id, _label(rule, index), f"{exc}: the rule does not match")
+                ctx.note(STEP_RULE, rule.id, _label(rule, index), f"{exc}: the rule does not match")
                 continue
             if not matched:
                 continue
@@ -165,7 +168,7 @@ class _Walk:
             break
         else:
             if len(stack) > 1:
-                ctx.note("chain", chain_id, chain.name, "end: back to the calling chain")
+                ctx.note(STEP_CHAIN, chain_id, chain.name, "end: back to the calling chain")
         ctx.tag(*plan.tags[:walked])
         return outcome
 
@@ -177,13 +180,13 @@ class _Walk:
         action = rule.action
         final = _FINAL.get(action)
         if final is not None:
-            ctx.note("rule", rule.id, _label(rule, index), final.value)
+            ctx.note(STEP_RULE, rule.id, _label(rule, index), final.value)
             return final
         if action is RuleAction.CONTINUE:
             return _Flow.NEXT
         if action is RuleAction.RETURN:
             detail = "return" if len(stack) > 1 else "return from the top-level chain: accept"
-            ctx.note("rule", rule.id, _label(rule, index), detail)
+            ctx.note(STEP_RULE, rule.id, _label(rule, index), detail)
             return _Flow.RETURN
         if action is RuleAction.JUMP:
             verdict = self.jump(rule, index, chain, stack)
@@ -198,20 +201,20 @@ class _Walk:
         label = _label(rule, index)
         target_id = rule.jump_chain_id
         if target_id is None:  # the model refuses it; a view may still hold one
-            ctx.note("rule", rule.id, label, "jump without a target chain: drop")
+            ctx.note(STEP_RULE, rule.id, label, "jump without a target chain: drop")
             return ChainVerdict.DROP
         target = self.view.chains.get(target_id)
         name = target.name if target is not None and target.name else str(target_id)
         if target_id in stack:
-            ctx.tag(target_id)
-            ctx.note("rule", rule.id, label, f"jump to chain {name}, already being walked: drop")
+            ctx.tag(tags.of_id(target_id))
+            ctx.note(STEP_RULE, rule.id, label, f"jump to chain {name}, already being walked: drop")
             return ChainVerdict.DROP
         if len(stack) > MAX_JUMP_DEPTH:
-            ctx.tag(target_id)
+            ctx.tag(tags.of_id(target_id))
             detail = f"jump to chain {name} exceeds {MAX_JUMP_DEPTH} nested jumps: drop"
-            ctx.note("rule", rule.id, label, detail)
+            ctx.note(STEP_RULE, rule.id, label, detail)
             return ChainVerdict.DROP
-        ctx.note("rule", rule.id, label, f"jump to chain {name}")
+        ctx.note(STEP_RULE, rule.id, label, f"jump to chain {name}")
         caller = chain.name or str(chain.id)
         return self.chain(target_id, stack, f"enter (jump from chain {caller} rule #{index})")
 
@@ -221,7 +224,9 @@ class _Walk:
 
         verdict = apply_nat(self.ctx, self.view, rule)
         if verdict is not None:
-            self.ctx.note("rule", rule.id, _label(rule, index), f"{rule.action}: {verdict.value}")
+            self.ctx.note(
+                STEP_RULE, rule.id, _label(rule, index), f"{rule.action}: {verdict.value}"
+            )
         return verdict
 
 
@@ -240,48 +245,40 @@ def _label(rule: Rule, index: int) -> str:
 
 
 class _Plan:
-    """A chain ready to walk against one view's rules: (index, rule, checks) per rule id.
+    """A chain ready to walk against its view: (index, rule, checks) per rule id.
 
-    ``rule`` is None for a rule the view lacks; ``tags`` holds every rule id as a
-    string, in order.
+    ``rule`` is None for a rule the view lacks; ``tags`` holds every rule id, in order.
     """
 
-    __slots__ = ("chain", "rules", "steps", "tags")
+    __slots__ = ("steps", "tags")
 
-    def __init__(self, chain: Chain, rules: Mapping[uuid.UUID, Rule]) -> None:
-        self.chain = chain
-        self.rules = rules
+    def __init__(self, view: TopologyView, chain: Chain) -> None:
         steps: list[tuple[int, Rule | None, tuple[Check, ...]]] = []
         for index, rule_id in enumerate(chain.rule_ids, 1):
-            rule = rules.get(rule_id)
-            steps.append((index, rule, _checks(rule) if rule is not None else ()))
+            rule = view.rules.get(rule_id)
+            steps.append((index, rule, _checks(view, rule) if rule is not None else ()))
         self.steps = tuple(steps)
-        self.tags = tuple(str(rule_id) for rule_id in chain.rule_ids)
+        self.tags = tuple(map(tags.of_id, chain.rule_ids))
 
 
-_PLANS: dict[uuid.UUID, _Plan] = {}
-_CONDITIONS: dict[uuid.UUID, tuple[Condition, tuple[Check, ...]]] = {}
+PLANS: Slot[_Plan] = Slot("chain plan")
+CONDITIONS: Slot[tuple[Check, ...]] = Slot("compiled rule condition")
 
 
-def _plan(chain: Chain, rules: Mapping[uuid.UUID, Rule]) -> _Plan:
-    plan = _PLANS.get(chain.id)
-    if plan is None or plan.chain is not chain or plan.rules is not rules:
-        if len(_PLANS) >= _MEMO_MAX:  # a memo, not state: bounded, rebuilt on demand
-            _PLANS.clear()
-        plan = _Plan(chain, rules)
-        _PLANS[chain.id] = plan
+def _plan(view: TopologyView, chain: Chain) -> _Plan:
+    plan = view.memos.get(PLANS, chain.id)
+    if plan is None:
+        sources = (chain.id, *chain.rule_ids)  # a listed rule may come, go or change
+        plan = view.memos.put(PLANS, chain.id, _Plan(view, chain), sources)
     return plan
 
 
-def _checks(rule: Rule) -> tuple[Check, ...]:
-    """The compiled condition of ``rule``, kept across views while the condition is the same."""
-    entry = _CONDITIONS.get(rule.id)
-    if entry is None or entry[0] is not rule.condition:
-        if len(_CONDITIONS) >= _MEMO_MAX:
-            _CONDITIONS.clear()
-        entry = (rule.condition, compile_condition(rule.condition))
-        _CONDITIONS[rule.id] = entry
-    return entry[1]
+def _checks(view: TopologyView, rule: Rule) -> tuple[Check, ...]:
+    """The compiled condition of ``rule``, kept while the rule is the same."""
+    checks = view.memos.get(CONDITIONS, rule.id)
+    if checks is None:
+        checks = view.memos.put(CONDITIONS, rule.id, compile_condition(rule.condition), (rule.id,))
+    return checks
 
 
 def compile_condition(c: Condition) -> tuple[Check, ...]:
@@ -341,14 +338,14 @@ def _out_ports(ids: frozenset[uuid.UUID], inv: bool) -> Check:
 
 def _port_group(group_id: uuid.UUID, inv: bool, *, out: bool) -> Check:
     """Membership is the port's ``port_group_ids`` (the group record need not be seen)."""
-    tag = str(group_id)
+    group_tag = tags.of_id(group_id)
 
     def check(ctx: Ctx, view: TopologyView) -> bool:
         port_id = ctx.out_port_id if out else ctx.in_port_id
-        ctx.tag(tag)
+        ctx.tag(group_tag)
         if port_id is None:
             return inv
-        ctx.tag(port_id)
+        ctx.tag(tags.of_id(port_id))
         port = view.ports.get(port_id)
         return (port is not None and group_id in port.port_group_ids) is not inv
 
@@ -362,7 +359,7 @@ def _ct_state(state: CtState, inv: bool) -> Check:
     return check
 
 
-def _equals(field: str, value: object, inv: bool) -> Check:
+def _equals(field: BytesField | IntField, value: object, inv: bool) -> Check:
     def check(ctx: Ctx, view: TopologyView) -> bool:
         return (ctx.get(field) == value) is not inv
 
@@ -382,7 +379,7 @@ def _network(net: IPv4Network | IPv6Network) -> tuple[int, int, int]:
     return (4 if net.version == 4 else 16), int(net.netmask), int(net.network_address)
 
 
-def _cidr(field: str, net: IPv4Network | IPv6Network, inv: bool) -> Check:
+def _cidr(field: BytesField, net: IPv4Network | IPv6Network, inv: bool) -> Check:
     size, mask, base = _network(net)
 
     def check(ctx: Ctx, view: TopologyView) -> bool:
@@ -393,20 +390,20 @@ def _cidr(field: str, net: IPv4Network | IPv6Network, inv: bool) -> Check:
     return check
 
 
-def _ip_group(field: str, group_id: uuid.UUID, inv: bool) -> Check:
-    tag = str(group_id)
+def _ip_group(field: BytesField, group_id: uuid.UUID, inv: bool) -> Check:
+    group_tag = tags.of_id(group_id)
 
     def check(ctx: Ctx, view: TopologyView) -> bool:
-        ctx.tag(tag)
+        ctx.tag(group_tag)
         group = view.ip_addr_groups.get(group_id)
         if group is None:
             raise _Unresolved(f"ip address group {group_id} is not in the view")
-        return _group_index(group).contains(ctx.get(field)) is not inv
+        return _group_index(view, group).contains(ctx.get(field)) is not inv
 
     return check
 
 
-def _port_range(field: str, ports: PortRange, inv: bool) -> Check:
+def _port_range(field: IntField, ports: PortRange, inv: bool) -> Check:
     lo, hi = ports.start, ports.end
 
     def check(ctx: Ctx, view: TopologyView) -> bool:
@@ -416,7 +413,7 @@ def _port_range(field: str, ports: PortRange, inv: bool) -> Check:
     return check
 
 
-def _icmp(field: str, value: int, inv: bool) -> Check:
+def _icmp(field: IntField, value: int, inv: bool) -> Check:
     def check(ctx: Ctx, view: TopologyView) -> bool:
         hit = ctx.get("ip_proto") in _ICMP_PROTOS and ctx.get(field) == value
         return hit is not inv
@@ -430,10 +427,9 @@ def _icmp(field: str, value: int, inv: bool) -> Check:
 class _GroupIndex:
     """An address group for membership tests: host addresses in a set, prefixes by length."""
 
-    __slots__ = ("group", "hosts", "prefixes")
+    __slots__ = ("hosts", "prefixes")
 
     def __init__(self, group: IPAddrGroup) -> None:
-        self.group = group
         hosts: set[bytes] = set()
         by_mask: dict[tuple[int, int], set[int]] = {}
         for net in group.addresses:
@@ -457,14 +453,11 @@ class _GroupIndex:
         return any(s == size and value & mask in bases for s, mask, bases in self.prefixes)
 
 
-_GROUPS: dict[uuid.UUID, _GroupIndex] = {}
+GROUPS: Slot[_GroupIndex] = Slot("address group index")
 
 
-def _group_index(group: IPAddrGroup) -> _GroupIndex:
-    entry = _GROUPS.get(group.id)
-    if entry is None or entry.group is not group:
-        if len(_GROUPS) >= _MEMO_MAX:  # a memo, not state: bounded, rebuilt on demand
-            _GROUPS.clear()
-        entry = _GroupIndex(group)
-        _GROUPS[group.id] = entry
-    return entry
+def _group_index(view: TopologyView, group: IPAddrGroup) -> _GroupIndex:
+    index = view.memos.get(GROUPS, group.id)
+    if index is None:
+        index = view.memos.put(GROUPS, group.id, _GroupIndex(group), (group.id,))
+    return index

@@ -17,23 +17,29 @@ read (the rewrite was decided by fields that are themselves marked).
 
 from __future__ import annotations
 
-import functools
 import uuid
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
+from typing import Any, Literal, get_args, overload
 
 from tenet.model import CtState
 from tenet.packets import FlowMatch
-from tenet.simulation.result import Emit, StateWrite, TraceStep
+from tenet.simulation.result import Emit, StateWrite, TraceKind, TraceStep
+from tenet.simulation.tags import Tag
 
-REWRITABLE = frozenset({"eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"})
+# the flow-match fields by the type of their value (a test checks they are FlowMatch's)
+BytesField = Literal[
+    "eth_src", "eth_dst", "ip_src", "ip_dst", "arp_sha", "arp_spa", "arp_tha", "arp_tpa",
+    "nd_target",
+]  # fmt: skip
+IntField = Literal[
+    "in_port", "tunnel_key", "vlan", "vlan_inner", "eth_type", "ip_proto", "ip_tos", "ip_ttl",
+    "ip_frag", "l4_src", "l4_dst", "tcp_flags", "arp_op",
+]  # fmt: skip
+Field = BytesField | IntField
+Rewritable = Literal["eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"]
+
+REWRITABLE: frozenset[str] = frozenset(get_args(Rewritable))
 MAX_DEVICE_HOPS = 32
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def sid(value: object) -> str:
-    """``str(value)``, remembered: ids are turned into tags and labels on every walk."""
-    return str(value)
 
 
 class Ctx:
@@ -61,7 +67,7 @@ class Ctx:
         self.now = now
         self.current: dict[str, Any] = {}
         self.read: set[str] = {"in_port"}
-        self.raw_tags: set[object] = set()  # ids and strings; made strings once, at the end
+        self.raw_tags: set[Tag] = set()
         self.trace: list[TraceStep] = []
         self.emit: list[Emit] = []
         self.state: list[StateWrite] = []
@@ -70,18 +76,25 @@ class Ctx:
         self.routers_crossed = 0
         self.ttl_above = 0
         self.hops = 0
-        # conntrack comes with the stateful issue; until then every packet is NEW
+        # NEW for every packet, on purpose: the conntrack issue looks connections up
+        # (StateView.connection) and sets it; this issue only made the seam
         self.ct_state = CtState.NEW
 
     # -- fields ---------------------------------------------------------------------
-    def get(self, name: str) -> Any:
+    @overload
+    def get(self, name: BytesField) -> bytes: ...
+
+    @overload
+    def get(self, name: IntField) -> int: ...
+
+    def get(self, name: Field) -> Any:
         """The current value of one flow-match field; marks it as read."""
         self.read.add(name)
         if name in self.current:
             return self.current[name]
         return getattr(self.match, name)
 
-    def set(self, name: str, value: Any) -> None:
+    def set(self, name: Rewritable, value: Any) -> None:
         """Rewrite a header field (MACs, IP addresses, L4 ports)."""
         if name not in REWRITABLE:
             raise ValueError(f"{name} is not a rewritable field")
@@ -113,14 +126,14 @@ class Ctx:
         return ip_address(raw) if raw else None
 
     # -- what the simulation gathers ------------------------------------------------------
-    def tag(self, *tags: object) -> None:
-        """Record objects the outcome depends on (ids, or ``kind/...`` strings)."""
+    def tag(self, *tags: Tag) -> None:
+        """Record what the outcome depends on (tags from :mod:`.tags`)."""
         self.raw_tags.update(tags)
 
     @property
-    def tags(self) -> frozenset[str]:
-        """The tags as the result carries them: ``str`` of each."""
-        return frozenset(map(sid, self.raw_tags))
+    def tags(self) -> frozenset[Tag]:
+        """The tags as the result carries them."""
+        return frozenset(self.raw_tags)
 
-    def note(self, kind: str, ident: uuid.UUID | None, name: str, detail: str) -> None:
+    def note(self, kind: TraceKind, ident: uuid.UUID | None, name: str, detail: str) -> None:
         self.trace.append(TraceStep(kind, ident, name, detail))

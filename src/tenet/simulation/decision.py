@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tenet.model import Port
+from tenet.simulation.chains import ChainVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +44,8 @@ class Wait:
 Decision = Forward | Drop | Consumed | Reject | Wait
 
 
-def from_chain(verdict_name: str, where: str) -> Decision:
+def from_chain(verdict: ChainVerdict, where: str) -> Decision:
     """The decision of a chain that did not accept (DROP or REJECT)."""
-    if verdict_name == "reject":
+    if verdict is ChainVerdict.REJECT:
         return Reject(f"{where}: reject")
-    return Drop(f"{where}: {verdict_name}")
+    return Drop(f"{where}: {verdict.value}")

@@ -39,13 +39,21 @@ from tenet.packets.actions import (
     SimAction,
 )
 from tenet.packets.ipv4 import IPPROTO_TCP
-from tenet.simulation import bridge, replies, router
+from tenet.simulation import bridge, replies, router, tags
 from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx, sid
+from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
 from tenet.simulation.portsec import allowed
-from tenet.simulation.result import Emit, SimulationResult, TraceStep, Verdict
-from tenet.simulation.view import StateView, TopologyView, mac_bytes
+from tenet.simulation.result import (
+    STEP_PORT,
+    STEP_VERDICT,
+    Emit,
+    SimulationResult,
+    TraceStep,
+    Verdict,
+)
+from tenet.simulation.state import StateView
+from tenet.simulation.view import TopologyView, mac_bytes
 
 
 def simulate(
@@ -55,13 +63,13 @@ def simulate(
     try:
         match = extract_match(frame, 0)
     except PacketError as exc:
-        step = TraceStep("verdict", None, "", f"malformed frame: {exc}: drop")
+        step = TraceStep(STEP_VERDICT, None, "", f"malformed frame: {exc}: drop")
         return SimulationResult(Verdict.DROP, trace=(step,))
     ctx = Ctx(match, frame, in_port_id, now)
     port = view.ports.get(in_port_id)
     if port is None:
-        ctx.tag(in_port_id)
-        ctx.note("port", in_port_id, "", "unknown port: drop")
+        ctx.tag(tags.of_id(in_port_id))
+        ctx.note(STEP_PORT, in_port_id, "", "unknown port: drop")
         return _finish(ctx, view, Drop("unknown port"), ())
     decision = _enter(ctx, view, state, port)
     return _finish(ctx, view, decision, (port.id,))
@@ -72,39 +80,39 @@ def simulate_emit(emit: Emit, view: TopologyView, state: StateView, now: float) 
     try:
         match = extract_match(emit.frame, 0)
     except PacketError as exc:
-        step = TraceStep("verdict", None, "", f"malformed generated frame: {exc}: drop")
+        step = TraceStep(STEP_VERDICT, None, "", f"malformed generated frame: {exc}: drop")
         return SimulationResult(Verdict.DROP, trace=(step,))
     ctx = Ctx(match, emit.frame, emit.port_id, now)
     port = view.ports.get(emit.port_id)
     if port is None:
-        ctx.tag(emit.port_id)
-        ctx.note("port", emit.port_id, "", "unknown port: drop")
+        ctx.tag(tags.of_id(emit.port_id))
+        ctx.note(STEP_PORT, emit.port_id, "", "unknown port: drop")
         return _finish(ctx, view, Drop("unknown port"), ())
-    ctx.note("port", port.id, port.name, "generated frame leaves the device here")
+    ctx.note(STEP_PORT, port.id, port.name, "generated frame leaves the device here")
     return _finish(ctx, view, _leave(ctx, view, state, (port,)), ())
 
 
 def _enter(ctx: Ctx, view: TopologyView, state: StateView, port: Port) -> Decision:
     """The packet enters ``port``'s device through ``port``."""
     ctx.hops += 1
-    ctx.tag(port.id)
+    ctx.tag(tags.of_id(port.id))
     label = port.name or str(port.id)
     if ctx.hops > MAX_DEVICE_HOPS:
-        ctx.note("port", port.id, label, f"more than {MAX_DEVICE_HOPS} device hops: loop, drop")
+        ctx.note(STEP_PORT, port.id, label, f"more than {MAX_DEVICE_HOPS} device hops: loop, drop")
         return Drop("loop")
-    ctx.note("port", port.id, label, "ingress")
+    ctx.note(STEP_PORT, port.id, label, "ingress")
     if not port.admin_state_up:
-        ctx.note("port", port.id, label, "administratively down: drop")
+        ctx.note(STEP_PORT, port.id, label, "administratively down: drop")
         return Drop("port down")
     if not port.interior and port.port_security:
         problem = allowed(ctx, port)
         if problem:
-            ctx.note("port", port.id, label, f"port security: {problem}: drop")
+            ctx.note(STEP_PORT, port.id, label, f"port security: {problem}: drop")
             return Drop("port security")
     ctx.in_port_id, ctx.out_port_id = port.id, None
     verdict = run_chain(ctx, view, port.inbound_chain_id, f"port {label} inbound")
     if verdict is not ChainVerdict.ACCEPT:
-        return from_chain(verdict.value, f"port {label} inbound chain")
+        return from_chain(verdict, f"port {label} inbound chain")
     if port.device_type is DeviceType.BRIDGE:
         device = view.bridges.get(port.device_id)
         decision = bridge.process(ctx, view, state, device, port) if device else None
@@ -112,8 +120,8 @@ def _enter(ctx: Ctx, view: TopologyView, state: StateView, port: Port) -> Decisi
         rdevice = view.routers.get(port.device_id)
         decision = router.process(ctx, view, state, rdevice, port) if rdevice else None
     if decision is None:
-        ctx.tag(port.device_id)
-        ctx.note("port", port.id, label, f"device {port.device_id} is not in the view: drop")
+        ctx.tag(tags.of_id(port.device_id))
+        ctx.note(STEP_PORT, port.id, label, f"device {port.device_id} is not in the view: drop")
         return Drop("device missing")
     if isinstance(decision, Forward):
         return _leave(ctx, view, state, decision.ports)
@@ -125,15 +133,15 @@ def _leave(ctx: Ctx, view: TopologyView, state: StateView, ports: tuple[Port, ..
     exterior: list[Port] = []
     last: Decision = Drop("no egress port")
     for port in ports:
-        ctx.tag(port.id)
+        ctx.tag(tags.of_id(port.id))
         label = port.name or str(port.id)
         ctx.out_port_id = port.id
         verdict = run_chain(ctx, view, port.outbound_chain_id, f"port {label} outbound")
         if verdict is not ChainVerdict.ACCEPT:
-            last = from_chain(verdict.value, f"port {label} outbound chain")
+            last = from_chain(verdict, f"port {label} outbound chain")
             continue
         if not port.admin_state_up:
-            ctx.note("port", port.id, label, "administratively down: not sent")
+            ctx.note(STEP_PORT, port.id, label, "administratively down: not sent")
             continue
         peer = view.peer(port)
         if peer is None:
@@ -157,8 +165,8 @@ def _flood_to_router(ctx: Ctx, view: TopologyView, state: StateView, peer: Port)
     """A flooded ARP reaches a router port: the router may answer or learn."""
     device = view.routers.get(peer.device_id)
     if device is not None and peer.address is not None:
-        ctx.tag(peer.id, device.id)
-        ctx.note("port", peer.id, peer.name or str(peer.id), "ingress (flooded ARP)")
+        ctx.tag(tags.of_id(peer.id), tags.of_id(device.id))
+        ctx.note(STEP_PORT, peer.id, peer.name or str(peer.id), "ingress (flooded ARP)")
         saved = ctx.in_port_id
         ctx.in_port_id = peer.id
         router.process(ctx, view, state, device, peer)
@@ -178,16 +186,16 @@ def _finish(
             decision = Drop("no reachable egress port")
     if isinstance(decision, Forward):
         verdict = Verdict.FORWARD
-        ctx.note("verdict", None, "", f"forward to {len(outputs)} port(s)")
+        ctx.note(STEP_VERDICT, None, "", f"forward to {len(outputs)} port(s)")
     elif isinstance(decision, Consumed):
         verdict = Verdict.CONSUMED
-        ctx.note("verdict", None, "", f"consumed: {decision.reason}")
+        ctx.note(STEP_VERDICT, None, "", f"consumed: {decision.reason}")
     elif isinstance(decision, Wait):
         verdict = Verdict.WAIT
-        ctx.note("verdict", None, "", f"wait: {decision.reason}")
+        ctx.note(STEP_VERDICT, None, "", f"wait: {decision.reason}")
     else:
         verdict = Verdict.DROP
-        ctx.note("verdict", None, "", f"drop: {decision.reason}")
+        ctx.note(STEP_VERDICT, None, "", f"drop: {decision.reason}")
     return SimulationResult(
         verdict,
         actions=(*_rewrites(ctx), *outputs) if verdict is Verdict.FORWARD else (),
@@ -234,25 +242,25 @@ def _outputs(
             continue
         seen.add(port.id)
         label = port.name or str(port.id)
-        ctx.tag(f"binding/{sid(port.id)}")
+        ctx.tag(tags.binding(port.id))
         host = view.port_host(port.id)
         if host is None:
-            ctx.note("port", port.id, label, "not bound to any host: not sent")
+            ctx.note(STEP_PORT, port.id, label, "not bound to any host: not sent")
         elif host == view.local_host_id:
             outputs.append(OutputLocal(port.id))
-            ctx.note("port", port.id, label, "egress: local interface")
+            ctx.note(STEP_PORT, port.id, label, "egress: local interface")
         elif (address := view.host_addresses.get(host)) is not None:
-            ctx.tag(host)
+            ctx.tag(tags.of_id(host))
             outputs.append(OutputTunnel(port.id, host, address, port.tunnel_key))
             ctx.note(
-                "port",
+                STEP_PORT,
                 port.id,
                 label,
                 f"egress: tunnel to host {host} at {address}, key {port.tunnel_key}",
             )
         else:
-            ctx.tag(host)
-            ctx.note("port", port.id, label, f"host {host} has no tunnel address: not sent")
+            ctx.tag(tags.of_id(host))
+            ctx.note(STEP_PORT, port.id, label, f"host {host} has no tunnel address: not sent")
     return outputs
 
 
@@ -260,13 +268,15 @@ def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> Non
     """Answer a rejected packet toward its sender: a TCP RST or ICMP prohibited."""
     match = ctx.match
     if ctx.get("eth_type") != ETH_TYPE_IPV4:
-        ctx.note("verdict", None, "", "reject: no answer for a non-IPv4 packet (yet)")
+        ctx.note(STEP_VERDICT, None, "", "reject: no answer for a non-IPv4 packet (yet)")
         return
     # whether an answer goes out depends on these: never a RST to a RST, never ICMP
     # about a fragment, an ICMP error or from a multicast or unspecified source
     proto = ctx.get("ip_proto")
-    for name in ("tcp_flags",) if proto == IPPROTO_TCP else ("ip_src", "ip_frag", "l4_src"):
-        ctx.get(name)
+    if proto == IPPROTO_TCP:
+        ctx.get("tcp_flags")
+    else:
+        ctx.get("ip_src"), ctx.get("ip_frag"), ctx.get("l4_src")
     back_to = ctx.in_port_id
     # to the previous hop as the packet is now: its source MAC may be a router's
     src = ctx.current.get("eth_dst", match.eth_dst)
@@ -285,4 +295,4 @@ def _reject(ctx: Ctx, view: TopologyView, ingress: tuple[uuid.UUID, ...]) -> Non
         return
     from_device = back_to not in ingress
     ctx.emit.append(Emit(back_to, frame, from_device=from_device))
-    ctx.note("verdict", None, "", f"reject: {what} sent back")
+    ctx.note(STEP_VERDICT, None, "", f"reject: {what} sent back")

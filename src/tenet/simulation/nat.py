@@ -25,6 +25,7 @@ from __future__ import annotations
 from tenet.model import Rule
 from tenet.simulation.chains import ChainVerdict
 from tenet.simulation.context import Ctx
+from tenet.simulation.result import STEP_NAT
 from tenet.simulation.view import TopologyView
 
 NOT_IMPLEMENTED = "NAT actions are not implemented yet"
@@ -32,5 +33,5 @@ NOT_IMPLEMENTED = "NAT actions are not implemented yet"
 
 def apply_nat(ctx: Ctx, view: TopologyView, rule: Rule) -> ChainVerdict | None:
     """Apply the NAT action of matching ``rule``: a verdict, or None to go on (see above)."""
-    ctx.note("nat", rule.id, rule.name, f"{rule.action}: {NOT_IMPLEMENTED}: drop")
+    ctx.note(STEP_NAT, rule.id, rule.name, f"{rule.action}: {NOT_IMPLEMENTED}: drop")
     return ChainVerdict.DROP

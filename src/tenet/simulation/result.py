@@ -21,8 +21,8 @@ and every later packet of its flow, and nothing the agent has to compute again:
   a flow can match any TTL as long as the datapath checks the floor (0: none).
 * ``tags``: every object the decision depended on, including lookups that found
   nothing (a MAC not in the table is tagged too, so learning it invalidates the
-  flood flow). Object ids are tagged as ``str(uuid)``; learned entries as
-  ``mac/<bridge>/<mac>`` and ``arp/<router>/<ip>``.
+  flood flow), built by :mod:`tenet.simulation.tags`: object ids as
+  ``str(uuid)``, learned entries, bindings and route lookups.
 * ``emit``: packets the agent sends (ARP replies, ICMP errors, ARP requests).
 * ``state``: learned state to write (MAC learned on a bridge port, ARP entry).
 * ``trace``: the ordered hops, chains, rules and decisions, for ``tenet trace``.
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from tenet.model import IPAddress
 from tenet.packets.actions import OutputLocal, OutputTunnel, SimAction, VirtualOutput
+from tenet.simulation.tags import Tag
 
 
 class Verdict(enum.Enum):
@@ -85,11 +86,34 @@ StateWrite = MacLearned | ArpLearned
 # -- trace ------------------------------------------------------------------------
 
 
+class TraceKind(enum.StrEnum):
+    """Where a trace line happened (its text is what ``tenet trace`` prints)."""
+
+    PORT = "port"
+    BRIDGE = "bridge"
+    ROUTER = "router"
+    CHAIN = "chain"
+    RULE = "rule"
+    NAT = "nat"
+    VERDICT = "verdict"
+
+
+# each kind as a module constant, for the walk: reading a member off an enum class
+# goes through its metaclass (about 100 ns on 3.11), and a walk writes a line per step
+STEP_PORT = TraceKind.PORT
+STEP_BRIDGE = TraceKind.BRIDGE
+STEP_ROUTER = TraceKind.ROUTER
+STEP_CHAIN = TraceKind.CHAIN
+STEP_RULE = TraceKind.RULE
+STEP_NAT = TraceKind.NAT
+STEP_VERDICT = TraceKind.VERDICT
+
+
 @dataclass(frozen=True, slots=True)
 class TraceStep:
     """One line of a packet's trip: where it was and what happened there."""
 
-    kind: str  # "port", "bridge", "router", "chain", "rule", "verdict"
+    kind: TraceKind
     ident: uuid.UUID | None
     name: str
     detail: str
@@ -109,7 +133,7 @@ class SimulationResult:
     actions: tuple[SimAction, ...] = ()
     match_fields: frozenset[str] = frozenset()
     ttl_above: int = 0
-    tags: frozenset[str] = frozenset()
+    tags: frozenset[Tag] = frozenset()
     emit: tuple[Emit, ...] = ()
     state: tuple[StateWrite, ...] = ()
     trace: tuple[TraceStep, ...] = ()

@@ -19,6 +19,16 @@ A frame entering router R by port P:
   and the packet waits;
 * R's outbound chain runs, the Ethernet addresses are rewritten and the TTL
   decrement counted; the packet leaves by the route's port.
+
+Tags: R, the ingress port, and, for a routed or locally delivered IP packet, the
+lookup of its destination at R (:func:`~tenet.simulation.tags.route_lookup`: a
+route or port address added, changed or removed under a prefix holding it
+invalidates it) plus the id of every member of the ECMP group chosen from (a
+member removed changes the hash pick; a connected route's id is its port's), the
+egress port, its peer, and the ARP entry looked up.
+
+R's candidates (routes and connected routes, per IP version) are a memo of the
+view filed under R, dropped when R, one of its routes or one of its ports changes.
 """
 
 from __future__ import annotations
@@ -34,12 +44,15 @@ from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ICMP, ICMP
 from tenet.packets.arp import ARP_REPLY, ARP_REQUEST
 from tenet.packets.icmpv6 import ICMPV6_ECHO_REQUEST
 from tenet.packets.ipv4 import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP
-from tenet.simulation import replies
+from tenet.simulation import replies, tags
 from tenet.simulation.chains import ChainVerdict, run_chain
-from tenet.simulation.context import Ctx, sid
+from tenet.simulation.context import Ctx
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Wait, from_chain
-from tenet.simulation.result import ArpLearned, Emit
-from tenet.simulation.view import StateView, TopologyView, mac_bytes
+from tenet.simulation.memo import Slot
+from tenet.simulation.result import STEP_PORT, STEP_ROUTER, ArpLearned, Emit
+from tenet.simulation.state import StateView
+from tenet.simulation.tags import Tag
+from tenet.simulation.view import TopologyView, mac_bytes
 
 ICMP_ECHO_REQUEST = 8
 _PORTS = struct.Struct("!BHH")
@@ -55,41 +68,43 @@ class Candidate:
     type: RouteType
     port_id: UUID | None
     gateway: IPAddress | None
-    tag: str
+    tag: Tag  # the route's id, or the port's for a connected route; orders ECMP
     label: str
 
 
-def arp_tag(router: Router, ip: object) -> str:
-    return f"arp/{router.id}/{ip}"
+CANDIDATES: Slot[list[Candidate]] = Slot("router candidates")
 
 
 def process(ctx: Ctx, view: TopologyView, state: StateView, router: Router, port: Port) -> Decision:
-    ctx.tag(router.id)
+    ctx.tag(tags.of_id(router.id))
     label = router.name or str(router.id)
     if not router.admin_state_up:
-        ctx.note("router", router.id, label, "administratively down: drop")
+        ctx.note(STEP_ROUTER, router.id, label, "administratively down: drop")
         return Drop("router down")
     eth_type = ctx.get("eth_type")
     if eth_type == ETH_TYPE_ARP:
         return _arp(ctx, router, port)
     assert port.mac is not None
     if ctx.get("eth_dst") != mac_bytes(port.mac):
-        ctx.note("router", router.id, label, "frame not addressed to the router port: drop")
+        ctx.note(STEP_ROUTER, router.id, label, "frame not addressed to the router port: drop")
         return Drop("not for the router")
     if eth_type not in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
-        ctx.note("router", router.id, label, f"ethertype {eth_type:#06x} is not routed: drop")
+        ctx.note(STEP_ROUTER, router.id, label, f"ethertype {eth_type:#06x} is not routed: drop")
         return Drop("not IP")
     verdict = run_chain(ctx, view, router.inbound_chain_id, f"router {label} inbound")
     if verdict is not ChainVerdict.ACCEPT:
-        return from_chain(verdict.value, f"router {label} inbound chain")
-    dst = ctx.ip_dst()
-    assert dst is not None
+        return from_chain(verdict, f"router {label} inbound chain")
+    raw_dst = ctx.get("ip_dst")
+    dst = ip_address(raw_dst)
+    # whether dst is R's own or which route it takes: a change of either under a
+    # prefix holding dst invalidates this
+    ctx.tag(tags.route_lookup(router.id, raw_dst))
     own = [p for p in view.device_ports.get(router.id, ()) if p.address == dst]
     if own:
         return _local(ctx, view, router, port, own[0])
     if ctx.ttl_expires():
         ttl = ctx.get("ip_ttl") - ctx.routers_crossed
-        ctx.note("router", router.id, label, f"TTL {ttl} expires here: ICMP time exceeded")
+        ctx.note(STEP_ROUTER, router.id, label, f"TTL {ttl} expires here: ICMP time exceeded")
         _icmp_error(ctx, view, port, "time-exceeded")
         return Consumed("TTL expired")
     return _route(ctx, view, state, router, port, dst)
@@ -101,17 +116,17 @@ def _arp(ctx: Ctx, router: Router, port: Port) -> Decision:
     target = IPv4Address(ctx.get("arp_tpa"))
     sender = IPv4Address(ctx.get("arp_spa"))
     if port.address != target or port.mac is None:
-        ctx.note("router", router.id, label, f"ARP for {target}, not port {port.address}: drop")
+        ctx.note(STEP_ROUTER, router.id, label, f"ARP for {target}, not port {port.address}: drop")
         return Drop("ARP not for the router")
     sha = ctx.get("arp_sha")
     if port.subnet is not None and sender in port.subnet:
         ctx.state.append(ArpLearned(router.id, sender, sha, ctx.now))
     if op == ARP_REQUEST:
-        ctx.note("router", router.id, label, f"ARP: {target} is at {port.mac} (answered)")
+        ctx.note(STEP_ROUTER, router.id, label, f"ARP: {target} is at {port.mac} (answered)")
         ctx.emit.append(Emit(port.id, replies.arp_reply(ctx.match, mac_bytes(port.mac)), True))
         return Consumed("ARP answered by the router")
     if op == ARP_REPLY:
-        ctx.note("router", router.id, label, f"ARP: learned {sender} at {mac_to_str(sha)}")
+        ctx.note(STEP_ROUTER, router.id, label, f"ARP: learned {sender} at {mac_to_str(sha)}")
         return Consumed("ARP reply learned")
     return Drop("ARP operation")
 
@@ -124,19 +139,19 @@ def _local(ctx: Ctx, view: TopologyView, router: Router, port: Port, own: Port) 
         frame6 = replies.echo6_reply(ctx.frame, mac_bytes(port.mac), _back_mac(ctx))
         if frame6 is not None:
             ctx.emit.append(Emit(port.id, frame6, from_device=True))
-            ctx.note("router", router.id, label, f"echo request to {own.address}: echo reply")
+            ctx.note(STEP_ROUTER, router.id, label, f"echo request to {own.address}: echo reply")
             return Consumed("echo reply")
     is_v4_icmp = ctx.get("eth_type") == ETH_TYPE_IPV4 and proto == IPPROTO_ICMP
     if is_v4_icmp and ctx.get("l4_src") == ICMP_ECHO_REQUEST:
         frame = replies.echo_reply(ctx.frame, ctx.match, mac_bytes(port.mac), _back_mac(ctx))
         ctx.emit.append(Emit(port.id, frame, from_device=True))
-        ctx.note("router", router.id, label, f"echo request to {own.address}: echo reply")
+        ctx.note(STEP_ROUTER, router.id, label, f"echo request to {own.address}: echo reply")
         return Consumed("echo reply")
     if proto == IPPROTO_UDP:
-        ctx.note("router", router.id, label, f"UDP to {own.address}: ICMP port unreachable")
+        ctx.note(STEP_ROUTER, router.id, label, f"UDP to {own.address}: ICMP port unreachable")
         _icmp_error(ctx, view, port, "port-unreachable")
         return Consumed("port unreachable")
-    ctx.note("router", router.id, label, f"protocol {proto} to {own.address}: drop")
+    ctx.note(STEP_ROUTER, router.id, label, f"protocol {proto} to {own.address}: drop")
     return Drop("to the router")
 
 
@@ -168,7 +183,7 @@ def _icmp_error(ctx: Ctx, view: TopologyView, port: Port, kind: str) -> None:
         ctx.get(name)
     source = _source_address(view, port, version)
     if source is None:
-        ctx.note("port", port.id, port.name, f"no IPv{version} address to send {kind} from")
+        ctx.note(STEP_PORT, port.id, port.name, f"no IPv{version} address to send {kind} from")
         return
     if isinstance(source, IPv4Address):
         icmp = ICMP(*v4)
@@ -193,11 +208,10 @@ def _source_address(view: TopologyView, port: Port, version: int) -> IPAddress |
 
 def candidates(view: TopologyView, router: Router, version: int) -> list[Candidate]:
     """The router's routes of one IP version, with a connected route per port subnet."""
-    key = ("routes", router.id, version)
-    cached = view.memo.get(key)
-    if cached is None:
-        cached = view.memo[key] = _candidates(view, router, version)
-    assert isinstance(cached, list)
+    key = (router.id, version)
+    cached = view.memos.get(CANDIDATES, key)
+    if cached is None:  # filed under R: its routes and ports are its children
+        cached = view.memos.put(CANDIDATES, key, _candidates(view, router, version), (router.id,))
     return cached
 
 
@@ -214,7 +228,7 @@ def _candidates(view: TopologyView, router: Router, version: int) -> list[Candid
                 route.type,
                 route.next_hop_port_id,
                 route.next_hop_gateway,
-                str(route.id),
+                tags.of_id(route.id),
                 f"route {route.name or route.id} {route.dst}",
             )
         )
@@ -229,7 +243,7 @@ def _candidates(view: TopologyView, router: Router, version: int) -> list[Candid
                     RouteType.NORMAL,
                     port.id,
                     None,
-                    str(port.id),
+                    tags.of_id(port.id),
                     f"connected {port.subnet} via port {port.name or port.id}",
                 )
             )
@@ -260,30 +274,29 @@ def _route(
     ctx: Ctx, view: TopologyView, state: StateView, router: Router, port: Port, dst: IPAddress
 ) -> Decision:
     label = router.name or str(router.id)
-    ctx.tag(f"routes/{sid(router.id)}")
     group = lookup(ctx, view, router, dst)
     if not group:
-        ctx.note("router", router.id, label, f"no route to {dst}: ICMP net unreachable")
+        ctx.note(STEP_ROUTER, router.id, label, f"no route to {dst}: ICMP net unreachable")
         _icmp_error(ctx, view, port, "net-unreachable")
         return Consumed("no route")
     route = ecmp_pick(ctx, group)
-    ctx.tag(route.tag)
+    ctx.tag(*[c.tag for c in group])  # every member: one removed changes the pick
     ecmp = f" (ECMP {group.index(route) + 1} of {len(group)})" if len(group) > 1 else ""
     if route.type is RouteType.BLACKHOLE:
-        ctx.note("router", router.id, label, f"{route.label}: blackhole, drop{ecmp}")
+        ctx.note(STEP_ROUTER, router.id, label, f"{route.label}: blackhole, drop{ecmp}")
         return Drop("blackhole route")
     if route.type is not RouteType.NORMAL or route.port_id is None:
-        ctx.note("router", router.id, label, f"{route.label}: reject, ICMP prohibited{ecmp}")
+        ctx.note(STEP_ROUTER, router.id, label, f"{route.label}: reject, ICMP prohibited{ecmp}")
         _icmp_error(ctx, view, port, "admin-prohibited")
         return Consumed("reject route")
     out = view.ports.get(route.port_id)
     if out is None or out.mac is None:
-        ctx.note("router", router.id, label, f"{route.label}: port {route.port_id} gone: drop")
+        ctx.note(STEP_ROUTER, router.id, label, f"{route.label}: port {route.port_id} gone: drop")
         return Drop("next-hop port missing")
-    ctx.tag(out.id)
+    ctx.tag(tags.of_id(out.id))
     next_hop = route.gateway or dst
     ctx.note(
-        "router",
+        STEP_ROUTER,
         router.id,
         label,
         f"{route.label} -> port {out.name or out.id}, next hop {next_hop}{ecmp}",
@@ -291,11 +304,11 @@ def _route(
     ctx.out_port_id = out.id
     verdict = run_chain(ctx, view, router.outbound_chain_id, f"router {label} outbound")
     if verdict is not ChainVerdict.ACCEPT:
-        return from_chain(verdict.value, f"router {label} outbound chain")
+        return from_chain(verdict, f"router {label} outbound chain")
     mac = _next_hop_mac(ctx, view, state, router, out, next_hop)
     if mac is None and state.arp_failed(router.id, next_hop):
         ctx.note(
-            "router",
+            STEP_ROUTER,
             router.id,
             label,
             f"next hop {next_hop} does not answer ARP: ICMP host unreachable",
@@ -315,23 +328,23 @@ def _next_hop_mac(
 ) -> bytes | None:
     peer = view.peer(out)
     if peer is not None:
-        ctx.tag(peer.id)
+        ctx.tag(tags.of_id(peer.id))
         if peer.mac is not None and peer.address is not None:
             return mac_bytes(peer.mac)  # router to router
         known = view.known_ips.get(peer.device_id, {}).get(hop)
         if known is not None:
             return known
-    ctx.tag(arp_tag(router, hop))
+    ctx.tag(tags.arp(router.id, hop))
     return state.arp_mac(router.id, hop)
 
 
 def _resolve(ctx: Ctx, router: Router, out: Port, hop: IPAddress) -> Decision:
     label = router.name or str(router.id)
     if not isinstance(hop, IPv4Address) or not isinstance(out.address, IPv4Address):
-        ctx.note("router", router.id, label, f"next hop {hop} unknown (no NDP yet): drop")
+        ctx.note(STEP_ROUTER, router.id, label, f"next hop {hop} unknown (no NDP yet): drop")
         return Drop("next hop unresolved")
     assert out.mac is not None
-    ctx.note("router", router.id, label, f"next hop {hop} unknown: ARP request, packet waits")
+    ctx.note(STEP_ROUTER, router.id, label, f"next hop {hop} unknown: ARP request, packet waits")
     frame = replies.arp_request(mac_bytes(out.mac), out.address, hop)
     ctx.emit.append(Emit(out.id, frame, from_device=True))
     return Wait(f"ARP for {hop}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from ipaddress import ip_address
 
 from tenet.flows import FlowTable
 from tenet.packets import FlowMatch
 from tenet.packets.actions import OutputLocal
+from tenet.simulation import tags
 from tenet.simulation.result import Emit, SimulationResult, Verdict
+from tenet.simulation.tags import Tag
 
 PORT = uuid.uuid4()
 
@@ -25,10 +28,13 @@ def match(sport: int, dst: bytes = b"\x0a\x00\x00\x02", proto: int = 6) -> FlowM
 
 
 def forward(
-    *tags: str, fields: frozenset[str] = frozenset({"in_port", "ip_dst"})
+    *carried: str, fields: frozenset[str] = frozenset({"in_port", "ip_dst"})
 ) -> SimulationResult:
     return SimulationResult(
-        Verdict.FORWARD, actions=(OutputLocal(PORT),), tags=frozenset(tags), match_fields=fields
+        Verdict.FORWARD,
+        actions=(OutputLocal(PORT),),
+        tags=frozenset(Tag(t) for t in carried),
+        match_fields=fields,
     )
 
 
@@ -137,3 +143,43 @@ def test_results_with_side_effects_are_not_megaflows() -> None:
     consumed = SimulationResult(Verdict.CONSUMED, emit=(Emit(PORT, b"x"),))
     assert not table.remember(match(1), consumed)
     assert table.recall(match(1)) is None
+
+
+# -- scoped tags: a router's route lookups, found without scanning every tag --------------
+
+R1, R2 = uuid.UUID(int=1), uuid.UUID(int=2)
+
+
+def lookup(router: uuid.UUID, dst: str) -> Tag:
+    return tags.route_lookup(router, ip_address(dst))
+
+
+def test_route_lookups_are_found_by_their_router_while_a_flow_carries_them() -> None:
+    table = FlowTable()
+    a, b, c = lookup(R1, "8.8.8.8"), lookup(R1, "10.9.1.1"), lookup(R2, "8.8.8.8")
+    table.install(match(1), forward(a, tags.of_id(R1)), now=0)
+    table.install(match(2), forward(b), now=0)
+    table.install(match(3), forward(b, c), now=0)
+    assert set(table.scoped(tags.route_scope(R1))) == {a, b}
+    assert set(table.scoped(tags.route_scope(R2))) == {c}
+    assert table.scoped(tags.of_id(R1)) == ()  # an id is no scope
+    table.remove(match(2))
+    assert set(table.scoped(tags.route_scope(R1))) == {a, b}  # match 3 still carries b
+    table.invalidate({c})
+    assert set(table.scoped(tags.route_scope(R1))) == {a}
+    assert table.scoped(tags.route_scope(R2)) == ()
+    table.install(match(1), forward(tags.of_id(R1)), now=1)  # replaced: loses its lookup
+    assert table.scoped(tags.route_scope(R1)) == ()
+
+
+def test_megaflows_count_in_the_scope_index_and_leave_it_with_their_entry() -> None:
+    table = FlowTable()
+    a = lookup(R1, "8.8.8.8")
+    assert table.remember(match(1), forward(a))
+    assert table.scoped(tags.route_scope(R1)) == (a,)
+    table.invalidate({a})
+    assert table.scoped(tags.route_scope(R1)) == ()
+    table.install(match(1), forward(a), now=0)
+    table.used(match(1), 1, 60, last_used=0)
+    table.expire(now=1000)
+    assert table.scoped(tags.route_scope(R1)) == ()

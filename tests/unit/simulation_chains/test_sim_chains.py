@@ -332,3 +332,29 @@ def test_run_chain_twice_on_one_ctx_accumulates() -> None:
     assert run_chain(ctx, view, SUB, "bridge b1 inbound") is ACCEPT
     assert ctx.read == {"in_port", "ip_proto", "ip_src"}
     assert f"chain {SUB}: enter (bridge b1 inbound)" in lines(ctx)
+
+
+def test_one_view_follows_changes_applied_to_it() -> None:
+    """The agent keeps one view and applies each change: the walk sees the change at once
+    (a rule's new condition, a chain's new order, a group's new addresses, a rule come)."""
+    r1 = rule(TOP, 1, A.DROP, TCP)
+    gid = uid(79)
+    group = IPAddrGroup(id=gid, tenant_id=TENANT, addresses=(ip_network("10.0.0.2/32"),))
+    r2 = rule(TOP, 2, A.REJECT, Condition(ip_addr_group_dst_id=gid))
+    view = TopologyView.build(records([chain(TOP, [r1, r2])], [r1, r2], group))
+
+    def verdict() -> ChainVerdict:
+        return run_chain(make_ctx(tcp()), view, TOP, "port vm1 inbound")
+
+    assert verdict() is DROP
+    view.apply(r1.id, r1.replace(condition=UDP))
+    assert verdict() is REJECT  # r1 no longer matches; the group holds 10.0.0.2
+    view.apply(gid, group.replace(addresses=(ip_network("10.9.0.0/16"),)))
+    assert verdict() is ACCEPT
+    r3 = rule(TOP, 3, A.DROP)
+    view.apply(TOP, chain(TOP, [r3, r1, r2]))
+    assert verdict() is ACCEPT  # r3 is listed but not in the view yet: skipped
+    view.apply(r3.id, r3)
+    assert verdict() is DROP
+    view.apply(r3.id, None)
+    assert verdict() is ACCEPT
