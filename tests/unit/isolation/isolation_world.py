@@ -28,8 +28,8 @@ always the same for the same seed:
 
 :func:`draw_case` draws a packet entering an exterior port of one tenant: own,
 other tenants' (identical), router, operator, broadcast and random MACs; ARP for
-own, foreign and external addresses; IPv4 (TCP, UDP, ICMP, other) and IPv6 with
-TTLs 0, 1, 2, 3, 64, 255; a few mangled frames.
+own, foreign and external addresses; IPv4 (TCP, UDP, ICMP, other; some fragments)
+and IPv6 with TTLs 0, 1, 2, 3, 64, 255; some VLAN tags; a few mangled frames.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from tenet.packets import (
     IPv4,
     IPv6,
     Packet,
+    Vlan,
     mac_from_str,
 )
 from tenet.simulation import DictState, TopologyView
@@ -223,6 +224,30 @@ def _transport(rng: random.Random, v6: bool) -> tuple[int, Any]:
     return proto, None
 
 
+def _vlans(rng: random.Random) -> tuple[Vlan, ...]:
+    """Mostly none; sometimes an 802.1Q tag, or two (QinQ)."""
+    pick = rng.random()
+    if pick < 0.04:
+        return (Vlan(rng.randrange(1, 4095)),)
+    if pick < 0.05:
+        return (Vlan(rng.randrange(1, 4095), tpid=0x88A8), Vlan(rng.randrange(1, 4095)))
+    return ()
+
+
+def _fragment(rng: random.Random, frame: bytes, eth: Ethernet, layer: IPv4) -> bytes:
+    """Sometimes ``frame`` made a first fragment (more fragments, the transport header
+    inside) or a later one (an offset, no transport header); else ``frame``."""
+    pick = rng.random()
+    if pick >= 0.06:
+        return frame
+    segment = frame[14 + 4 * len(eth.vlans) + layer.header_length :]
+    if pick < 0.03:
+        first = dataclasses.replace(layer, flags=0b001, ident=rng.randrange(65536))
+        return Packet(eth, first, None, segment).build()
+    later = dataclasses.replace(layer, flags=rng.choice((0, 0b001)), frag_offset=185)
+    return Packet(eth, later, None, segment[8:]).build()
+
+
 def draw_case(world: World, rng: random.Random) -> tuple[Port, bytes]:
     """A port of some tenant and a frame entering it."""
     tenant = rng.choice(world.tenants)
@@ -246,7 +271,7 @@ def draw_case(world: World, rng: random.Random) -> tuple[Port, bytes]:
             target,
         )
         dst_mac = mac_from_str(BROADCAST) if rng.random() < 0.6 else _mac(rng, world, None, 0)
-        return port, Packet(Ethernet(dst_mac, src_mac, 0x0806), msg).build()
+        return port, Packet(Ethernet(dst_mac, src_mac, 0x0806, _vlans(rng)), msg).build()
     gw_macs, gw_addresses = world.gateways.get(port.id, ((), ()))
     to_router = gw_macs and rng.random() < 0.5
     dst_mac = rng.choice(gw_macs) if to_router else _mac(rng, world, None, 0)
@@ -262,8 +287,10 @@ def draw_case(world: World, rng: random.Random) -> tuple[Port, bytes]:
         layer = IPv6(_v6(rng, world, own, 0.7), _v6(rng, world, (), 0), proto, hop_limit=ttl)
     else:
         layer = IPv4(_v4(rng, world, own, 0.7), _dst4(rng, world, gw_addresses), proto, ttl=ttl)
-    eth = Ethernet(dst_mac, src_mac, 0x86DD if v6 else 0x0800)
+    eth = Ethernet(dst_mac, src_mac, 0x86DD if v6 else 0x0800, _vlans(rng))
     frame = Packet(eth, layer, transport, b"isolation").build()
+    if isinstance(layer, IPv4):
+        frame = _fragment(rng, frame, eth, layer)
     if kind == "mangled":
         raw = bytearray(frame)
         for _ in range(rng.randint(1, 3)):

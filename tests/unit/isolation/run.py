@@ -51,19 +51,23 @@ def run(cases: int, seed: int, workers: int, per_world: int, keep: int) -> int:
     total = Tally()
     started = last = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
+    interrupted = False
     with ctx.Pool(workers) as pool:
-        for tally in pool.imap_unordered(_task, jobs):
-            total.merge(tally, keep)
-            now = time.perf_counter()
-            if now - last >= PROGRESS_EVERY:
-                last = now
-                rate = total.cases / (now - started)
-                print(
-                    f"  {total.cases}/{cases} cases ({100 * total.cases / cases:.1f}%), "
-                    f"{total.worlds} worlds, {rate:.0f} cases/s, "
-                    f"{total.violations} violations so far",
-                    flush=True,
-                )
+        try:
+            for tally in pool.imap_unordered(_task, jobs):
+                total.merge(tally, keep)
+                now = time.perf_counter()
+                if now - last >= PROGRESS_EVERY:
+                    last = now
+                    rate = total.cases / (now - started)
+                    print(
+                        f"  {total.cases}/{cases} cases ({100 * total.cases / cases:.1f}%), "
+                        f"{total.worlds} worlds, {rate:.0f} cases/s, "
+                        f"{total.violations} violations so far",
+                        flush=True,
+                    )
+        except KeyboardInterrupt:  # the pool's workers end with the block
+            interrupted = True
     seconds = time.perf_counter() - started
     print("what the cases reached:")
     for what, count in sorted(total.counts.items()):
@@ -72,10 +76,11 @@ def run(cases: int, seed: int, workers: int, per_world: int, keep: int) -> int:
         print(report, end="\n\n")
     print(
         f"isolation summary: {total.cases} cases, {total.worlds} worlds, {seconds:.1f} s "
-        f"({total.cases / seconds:.0f} cases/s), {total.violations} violations (seed {seed})",
+        f"({total.cases / seconds:.0f} cases/s), {total.violations} violations (seed {seed})"
+        + (" -- interrupted" if interrupted else ""),
         flush=True,
     )
-    return 1 if total.violations else 0
+    return 1 if total.violations or interrupted else 0
 
 
 def replay(world_seed_: int, packet: int) -> int:
