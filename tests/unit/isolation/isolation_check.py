@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 
 from isolation_build import build_world
 from isolation_world import NOW, World, case_rng, draw_case
@@ -227,8 +228,19 @@ def summary(frame: bytes) -> str:
     return f"{eth} {layer.src} -> {layer.dst} proto {layer.proto}{l4} ttl {ttl}"
 
 
-def explain(world: World, finding: Finding, packet: int, in_port: uuid.UUID, frame: bytes) -> str:
-    """A violation, as a failure shows it."""
+_FIRST = ("output", "emit", "mac-learned", "arp-learned", "trace", "tag")
+
+
+def explain(
+    world: World,
+    finding: Finding,
+    packet: int,
+    in_port: uuid.UUID,
+    frame: bytes,
+    also: Sequence[Finding] = (),
+) -> str:
+    """A violation, as a failure shows it (``also``: the case's other findings, one line
+    each)."""
     mode = "direct attach" if world.direct else "edge router"
     again = (
         f"reproduce: tests/unit/isolation/run.py --world-seed {world.seed} --packet {packet}"
@@ -246,6 +258,9 @@ def explain(world: World, finding: Finding, packet: int, in_port: uuid.UUID, fra
         f"  why: {finding.why}",
         f"  path: {' -> '.join(finding.path)}",
     ]
+    if also:
+        lines.append(f"  and {len(also)} more thing(s) of other tenants:")
+        lines.extend(f"    {f.what}: {f.item} ({' -> '.join(f.path)})" for f in also[:20])
     for name, trace in zip(finding.path, finding.traces, strict=True):
         lines.append(f"  --- trace of {name} ---")
         lines.extend(f"    {line}" for line in trace.splitlines())
@@ -274,7 +289,8 @@ class Tally:
 
 
 def run_case(world: World, packet: int, tally: Tally) -> list[str]:
-    """Simulate packet ``packet`` of ``world`` and check it; the reports of its violations."""
+    """Simulate packet ``packet`` of ``world`` and check it; the report of its violation
+    (none or one)."""
     port, frame = draw_case(world, case_rng(world.seed, packet))
     tenant = world.owner[port.id]
     result = simulate(frame, port.id, world.view, world.state, NOW)
@@ -299,7 +315,8 @@ def run_case(world: World, packet: int, tally: Tally) -> list[str]:
     if not findings:
         return []
     tally.violations += 1
-    return [explain(world, f, packet, port.id, frame) for f in findings]
+    first, *rest = sorted(findings, key=lambda f: (_FIRST.index(f.what), len(f.path)))
+    return [explain(world, first, packet, port.id, frame, rest)]
 
 
 def run_world(seed: int, packets: int, keep: int = 5) -> Tally:

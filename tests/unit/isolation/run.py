@@ -92,7 +92,7 @@ def replay(world_seed_: int, packet: int) -> int:
     findings = check(world, world.owner[port.id], result)
     for finding in findings:
         print(explain(world, finding, packet, port.id, frame), end="\n\n")
-    print(f"{len(findings)} violation(s)")
+    print(f"{len(findings)} thing(s) of other tenants reached")
     return 1 if findings else 0
 
 

@@ -206,6 +206,10 @@ def test_the_checker_reports_a_link_between_two_tenants(direct: bool) -> None:
         "port t1/r0/hole: ingress",  # the trace
     ):
         assert text in report, report
+    others = [f for f in findings if f is not output]
+    report = explain(world, output, 0, in_port, frame, others)
+    assert f"and {len(others)} more thing(s) of other tenants" in report
+    assert "trace: trace step 'router t1/r0: connected 10.0.1.0/24" in report
 
 
 def test_the_checker_follows_emitted_frames() -> None:
