@@ -33,8 +33,10 @@ def check_router_port_subnets(port: Port, siblings: Iterable[Port]) -> None:
             )
 
 
-def check_peering(port: Port, peer: Port) -> None:
-    """``port`` may be linked to ``peer``: different devices, not bridge to bridge."""
+def check_peering(port: Port, peer: Port, *, shared_bridge: bool = False) -> None:
+    """``port`` may be linked to ``peer``: different devices, not bridge to bridge, and a
+    bridge only to a router of its own tenant, unless the bridge is shared (the
+    operator's external network, onto which tenants' routers get their gateways)."""
     if peer.id == port.id:
         raise ValidationError("peer_id", "a port cannot be peered to itself")
     if peer.device_id == port.device_id:
@@ -43,9 +45,10 @@ def check_peering(port: Port, peer: Port) -> None:
         )
     if port.device_type is DeviceType.BRIDGE and peer.device_type is DeviceType.BRIDGE:
         raise ValidationError("peer_id", "two bridge ports cannot be peered; put a router between")
-    if port.tenant_id != peer.tenant_id and DeviceType.BRIDGE in (
-        port.device_type,
-        peer.device_type,
+    if (
+        port.tenant_id != peer.tenant_id
+        and DeviceType.BRIDGE in (port.device_type, peer.device_type)
+        and not shared_bridge
     ):
         raise ValidationError("peer_id", f"port {peer.id} belongs to another tenant")
 

@@ -23,6 +23,7 @@ from tenet.errors import AlreadyExists, ReferenceConflict, ValidationError
 from tenet.model import (
     Bridge,
     Chain,
+    DeviceType,
     Port,
     PortBinding,
     Record,
@@ -98,7 +99,9 @@ def _prepare_port(work: UnitOfWork, old: Port | None, new: Port, position: int |
     if new.peer_id is not None:
         peer = work.get(Port, new.peer_id)
         assert peer is not None  # checked with the references
-        check_peering(new, peer)
+        bridge_side = new if new.device_type is DeviceType.BRIDGE else peer
+        bridge = work.get(Bridge, bridge_side.device_id)
+        check_peering(new, peer, shared_bridge=bridge is not None and bridge.shared)
         if peer.peer_id not in (None, new.id):
             raise ReferenceConflict(f"port {peer.id} is already linked to port {peer.peer_id}")
         for side in (new, peer):

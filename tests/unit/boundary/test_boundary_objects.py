@@ -16,7 +16,7 @@ import pytest
 from world import BODIES, TARGET, W, build_world, naming, set_field
 
 from tenet.clock import FakeClock
-from tenet.errors import ClientError, NotFoundError, PermissionDenied
+from tenet.errors import ClientError, NotFoundError, PermissionDenied, ValidationError
 from tenet.model import (
     KINDS,
     SPECS,
@@ -175,3 +175,24 @@ def test_only_the_operator_shares_and_members_name_what_it_shared(
     with pytest.raises(NotFoundError) as info:
         o.create(port, actor=member)
     assert info.value.field == "device_id"
+
+
+def test_the_operator_links_a_tenant_router_to_its_shared_external_network(
+    two: tuple[ObjectStore, W, W],
+) -> None:
+    """DESIGN's edge: a tenant router's gateway port on the operator's external bridge."""
+    o, a, b = two
+    ext = o.create(Bridge(tenant_id=uuid.UUID(a["tenant"]), name="ext", shared=True)).record
+    uplink = o.create(Port(tenant_id=ext.tenant_id, device_id=ext.id,
+                           device_type=DeviceType.BRIDGE)).record  # fmt: skip
+    private = o.get(Bridge, uuid.UUID(a["bridge"])).record
+    other = o.create(Port(tenant_id=private.tenant_id, device_id=private.id,
+                          device_type=DeviceType.BRIDGE)).record  # fmt: skip
+    gateway = uuid.UUID(b["rport2"])
+    member = Actor.member(uuid.UUID(b["tenant"]))
+    with pytest.raises(NotFoundError):  # a member does not make links to the edge
+        o.link(gateway, uplink.id, actor=member)
+    with pytest.raises(ValidationError, match="another tenant"):  # nor is any bridge an edge
+        o.link(gateway, other.id)
+    assert o.link(gateway, uplink.id).record.peer_id == uplink.id
+    assert o.get(Port, uplink.id).record.peer_id == gateway

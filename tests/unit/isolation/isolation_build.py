@@ -4,9 +4,6 @@
 ``isolation_world`` for what a world holds). Every record is created through the
 object layer (``ObjectStore`` over a ``MemoryStore``, as the admin), so records are
 valid and references whole; ids come from the seed, so one seed is one world.
-The only records not written by the object layer are the ``peer_id`` fields of a
-*direct* world's gateway links (set in the snapshot: the object layer refuses
-them, see ``isolation_world``).
 
 ``simple=True`` builds the fixed skeleton the random worlds vary on, for tests
 that follow one packet by hand: no chains, no port security, every port up and
@@ -44,7 +41,6 @@ from tenet.model import (
     IPAddrGroup,
     Port,
     PortBinding,
-    Record,
     Route,
     Router,
     RouteType,
@@ -75,7 +71,6 @@ class WorldBuilder:
         self.hosts: list[uuid.UUID] = []
         self.ifaces = 0
         self.ingress: dict[uuid.UUID, list[Port]] = {}
-        self.pairs: list[tuple[uuid.UUID, uuid.UUID]] = []  # direct links made in the snapshot
         self.macs: set[str] = {BROADCAST, "01:00:5e:00:00:05", "33:33:00:00:00:01"}
         self.v4: set[str] = {"8.8.8.8", "0.0.0.0", "255.255.255.255", "224.0.0.5"}
         self.v4.update(str(a) for a in (UPSTREAM, EDGE_EXT, EXTERNAL.network_address + 200))
@@ -274,8 +269,6 @@ class WorldBuilder:
             before_snapshot(self)
         records, _ = self.o.snapshot()
         records = list(records)
-        if self.pairs:
-            records = _peer_in_snapshot(records, self.pairs)
         local = self.hosts[0]
         view = TopologyView.build(records, local_host_id=local)
         owner: dict[uuid.UUID, uuid.UUID] = {}
@@ -312,19 +305,6 @@ class WorldBuilder:
             out.add(str(gw_address(i, self.direct)))
             out.update(str(public_net(i).network_address + n) for n in (1, 5, 6, 9))
         return out
-
-
-def _peer_in_snapshot(
-    records: list[Record], pairs: list[tuple[uuid.UUID, uuid.UUID]]
-) -> list[Record]:
-    """Direct worlds: peer each tenant gateway port to its external bridge port."""
-    peer = dict(pairs) | {b: a for a, b in pairs}
-    out: list[Record] = []
-    for record in records:
-        if isinstance(record, Port) and record.id in peer:
-            record = record.replace(peer_id=peer[record.id])
-        out.append(record)
-    return out
 
 
 def _gateways(view: TopologyView) -> dict[uuid.UUID, tuple[tuple[bytes, ...], tuple[Any, ...]]]:

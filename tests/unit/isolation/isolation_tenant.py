@@ -266,7 +266,7 @@ class TenantBuilder:
         )
         if b.direct:
             ext_port = b._bport(b.op, b.ext, f"op/ext/t{i}")
-            b.pairs.append((gw.id, ext_port.id))
+            b.o.link(gw.id, ext_port.id)  # the operator's act: onto its shared bridge
         else:
             b.o.link(gw.id, b.edge_links[i].id)
         return gw

@@ -17,11 +17,9 @@ always the same for the same seed:
   (the operator's shared one too), VM ports bound to several hosts;
 * each tenant router's **gateway port** faces the operator. Two ways, half the
   worlds each: ``edge`` links it (admin, router to router) to a port of the edge
-  router, all through the object layer; ``direct`` attaches it to a port of the
-  external bridge, as DESIGN.md ("The edge") draws it. The object layer refuses
-  that link (``consistency.check_peering``: no cross-tenant link that involves a
-  bridge), so a direct world builds every record through the object layer and
-  then sets the two ``peer_id`` fields of each such pair in the snapshot;
+  router; ``direct`` attaches it to a port of the operator's shared external
+  bridge, as DESIGN.md ("The edge") draws it. Both are links the admin makes,
+  through the object layer like every record;
 * random **learned state**: MAC entries on every bridge (the same MACs on every
   tenant's bridges; a few entries that name a port of another bridge, as a stale
   or corrupted table might), ARP entries and failed ARP on every router.
