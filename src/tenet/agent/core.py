@@ -13,6 +13,9 @@ datapath operations:
   cache or simulated; the result's flow is installed, the packet itself executed,
   generated packets sent (simulating those that leave a device), and learned
   state returned for the shell to write under the host's lease;
+* **next hops**: a packet that waits for a router's ARP is queued and sent on
+  once the next hop is learned, or answered with host unreachable when it never
+  is (:mod:`tenet.agent.nexthops`, ticked by the shell);
 * **invalidation**: each change maps to tags (:func:`touched`, built with the
   simulation's own constructors, :mod:`tenet.simulation.tags`), and exactly the
   flows that carry them are removed from the table and the datapath.
@@ -28,11 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
+from tenet.agent.nexthops import NextHops, Waiting, WithNextHops
 from tenet.datapath.base import Datapath, DpAction, Output, Tunnel, Upcall
 from tenet.errors import PacketError
 from tenet.flows import FlowTable
 from tenet.model import DeviceType, Port, PortBinding, Record, Route
 from tenet.model.kinds import SPECS
+from tenet.packets import extract_match
 from tenet.packets.actions import OutputLocal, OutputTunnel
 from tenet.packets.synth import frame_of
 from tenet.simulation import (
@@ -78,9 +83,12 @@ class AgentCore:
     port_no: dict[uuid.UUID, int] = field(default_factory=dict)
     port_id: dict[int, uuid.UUID] = field(default_factory=dict)
     _keys: dict[uuid.UUID, int] = field(default_factory=dict)
+    nexthops: NextHops = field(default_factory=NextHops)
+    _state: WithNextHops = field(init=False)
 
     def __post_init__(self) -> None:
         self._view = TopologyView.build(self.records.values(), self.host_id)
+        self._state = WithNextHops(self.state, self.nexthops)
 
     # -- topology ---------------------------------------------------------------------
     @property
@@ -174,7 +182,7 @@ class AgentCore:
         if result is not None:
             self.counters.megaflow_hits += 1
         else:
-            result = simulate(upcall.frame, port_id, self.view, self.state, now)
+            result = simulate(upcall.frame, port_id, self.view, self._state, now)
             self.counters.simulations += 1
             self.flows.remember(upcall.match, result)
         actions = self.translate(result)
@@ -185,8 +193,45 @@ class AgentCore:
             self.counters.flows_installed += 1
         if actions and not upcall.truncated:
             self.datapath.execute(upcall.frame, upcall.port_no, actions)
-        self._emit(result.emit, now, depth=0)
+        packet = None if upcall.truncated else Waiting(upcall.port_no, upcall.frame)
+        self._emit(self._waits(result, packet, now), now, depth=0)
         return list(result.state)
+
+    def _waits(
+        self, result: SimulationResult, packet: Waiting | None, now: float
+    ) -> Sequence[Emit]:
+        """What of ``result.emit`` to send: for a packet that waits for a next hop, it is
+        queued, and the ARP request goes out unless one did less than a second ago."""
+        if result.waiting_for is None:
+            return result.emit
+        router_id, ip = result.waiting_for
+        request = result.emit[0] if result.emit else None
+        return result.emit if self.nexthops.wait(router_id, ip, packet, request, now) else ()
+
+    def release(self, tag: Tag, now: float) -> list[StateWrite]:
+        """A learned entry changed (its flow tag): the packets waiting for that next hop
+        are simulated again and go their way; the learned state they produce."""
+        writes: list[StateWrite] = []
+        for waiting in self.nexthops.learned_tag(tag):
+            writes += self._again(waiting, now)
+        return writes
+
+    def tick(self, now: float) -> list[StateWrite]:
+        """Once a second: ARP requests sent again, and the packets of next hops that
+        never answered simulated again (ICMP host unreachable goes to their senders)."""
+        resend, failed = self.nexthops.tick(now)
+        self._emit(resend, now, depth=0)
+        writes: list[StateWrite] = []
+        for waiting in failed:
+            writes += self._again(waiting, now)
+        return writes
+
+    def _again(self, waiting: Waiting, now: float) -> list[StateWrite]:
+        try:
+            match = extract_match(waiting.frame, waiting.port_no)
+        except PacketError:
+            return []
+        return self.handle(Upcall(waiting.port_no, waiting.frame, match), now)
 
     def translate(self, result: SimulationResult) -> list[DpAction]:
         """The simulation's actions in datapath terms (port numbers, tunnel endpoints)."""
@@ -215,11 +260,11 @@ class AgentCore:
                 continue
             if depth >= MAX_EMIT_DEPTH:
                 continue
-            result = simulate_emit(emit, self.view, self.state, now)
+            result = simulate_emit(emit, self.view, self._state, now)
             actions = self.translate(result)
             if actions:
                 self.datapath.execute(emit.frame, 0, actions)
-            self._emit(result.emit, now, depth + 1)
+            self._emit(self._waits(result, None, now), now, depth + 1)
 
     # -- a restart --------------------------------------------------------------------
     def adopt(self, now: float) -> tuple[int, int, list[StateWrite]]:
@@ -242,7 +287,7 @@ class AgentCore:
             result = None
             if frame is not None and port_id is not None:
                 try:
-                    result = simulate(frame, port_id, self.view, self.state, now)
+                    result = simulate(frame, port_id, self.view, self._state, now)
                 except PacketError:
                     result = None
             if result is None or result.verdict not in (Verdict.FORWARD, Verdict.DROP):

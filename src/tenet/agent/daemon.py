@@ -191,6 +191,9 @@ class Agent:
         """The agent's and its datapath's counters (what the status service publishes)."""
         stats = {**asdict(self.core.counters), **self.datapath.stats()}
         stats["flows_in_table"] = len(self.core.flows)
+        hops = self.core.nexthops
+        stats |= {f"nexthops_{k}": v for k, v in asdict(hops.counters).items()}
+        stats["nexthops_resolving"] = len(hops)
         stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
         return stats
 
@@ -247,6 +250,7 @@ class Agent:
             tag = self.learned.apply(event)
             if tag is not None:
                 self.core.invalidate({tag})
+                self._write(self.core.release(tag, self.clock.monotonic()))
         if applied:
             self._applied(applied)
 
@@ -267,6 +271,7 @@ class Agent:
         """Once a second: keep the lease, expire idle flows (every few seconds), and
         tick the services."""
         self.store.keepalive(self.lease)
+        self._write(self.core.tick(now))
         if now >= self._next_expiry:  # reads every flow's counters: not every second
             self.core.expire(now)
             self._next_expiry = now + EXPIRE_EVERY

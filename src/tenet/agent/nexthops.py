@@ -35,7 +35,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from tenet.model import IPAddress
+from tenet.simulation import tags
 from tenet.simulation.result import Emit
+from tenet.simulation.state import Connection, ConnectionKey, NatBinding, NatKey, StateView
+from tenet.simulation.tags import Tag
 
 RETRY = 1.0  # seconds between ARP requests for one next hop
 TRIES = 3  # requests before the next hop is failed
@@ -81,6 +84,7 @@ class Counters:
 class NextHops:
     def __init__(self) -> None:
         self._hops: OrderedDict[tuple[uuid.UUID, IPAddress], NextHop] = OrderedDict()
+        self._by_tag: dict[Tag, tuple[uuid.UUID, IPAddress]] = {}  # the ARP entry's flow tag
         self.counters = Counters()
 
     def __len__(self) -> int:
@@ -108,9 +112,11 @@ class NextHops:
         if hop is None or hop.state is State.FAILED:
             if hop is None and len(self._hops) >= PENDING_MAX:
                 _, oldest = self._hops.popitem(last=False)
+                self._by_tag.pop(tags.arp(oldest.router_id, oldest.ip), None)
                 self.counters.overflow += len(oldest.queue)
             hop = NextHop(router_id, ip, State.RESOLVING, request, 1, now + RETRY)
             self._hops[key] = hop
+            self._by_tag[tags.arp(router_id, ip)] = key
             send = True
         if packet is not None:
             if len(hop.queue) >= QUEUE_MAX:
@@ -125,8 +131,15 @@ class NextHops:
         hop = self._hops.pop((router_id, ip), None)
         if hop is None:
             return []
+        self._by_tag.pop(tags.arp(router_id, ip), None)
         self.counters.released += len(hop.queue)
         return list(hop.queue)
+
+    def learned_tag(self, tag: Tag) -> list[Waiting]:
+        """:meth:`learned` for the ARP entry whose flow tag is ``tag`` (what a change of
+        learned state in the store names); nothing for any other tag."""
+        key = self._by_tag.get(tag)
+        return self.learned(*key) if key is not None else []
 
     def tick(self, now: float) -> tuple[list[Emit], list[Waiting]]:
         """Requests to send again, and packets to simulate again because their next
@@ -137,6 +150,7 @@ class NextHops:
             if hop.state is State.FAILED:
                 if now >= hop.failed_until:
                     del self._hops[key]
+                    self._by_tag.pop(tags.arp(*key), None)
                 continue
             if now < hop.next_try:
                 continue
@@ -153,3 +167,27 @@ class NextHops:
             release.extend(hop.queue)
             hop.queue.clear()
         return resend, release
+
+
+class WithNextHops:
+    """The agent's :class:`~tenet.simulation.state.StateView`: learned state, and which
+    next hops this agent's routers gave up on (``arp_failed``)."""
+
+    def __init__(self, inner: StateView, hops: NextHops) -> None:
+        self.inner = inner
+        self.hops = hops
+
+    def mac_port(self, bridge_id: uuid.UUID, mac: bytes) -> uuid.UUID | None:
+        return self.inner.mac_port(bridge_id, mac)
+
+    def arp_mac(self, router_id: uuid.UUID, ip: IPAddress) -> bytes | None:
+        return self.inner.arp_mac(router_id, ip)
+
+    def arp_failed(self, router_id: uuid.UUID, ip: IPAddress) -> bool:
+        return self.hops.failed(router_id, ip) or self.inner.arp_failed(router_id, ip)
+
+    def connection(self, key: ConnectionKey) -> Connection | None:
+        return self.inner.connection(key)
+
+    def nat_mapping(self, key: NatKey) -> NatBinding | None:
+        return self.inner.nat_mapping(key)

@@ -9,8 +9,9 @@ next hop is in ``ctx.emit``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
-from tenet.model import Port
+from tenet.model import IPAddress, Port
 from tenet.simulation.chains import ChainVerdict
 
 
@@ -38,7 +39,12 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
+    """The packet waits for ``router`` to resolve next hop ``ip`` (an ARP request for it
+    is in ``ctx.emit``)."""
+
     reason: str
+    router_id: UUID
+    ip: IPAddress
 
 
 Decision = Forward | Drop | Consumed | Reject | Wait

@@ -205,6 +205,7 @@ def _finish(
         emit=tuple(ctx.emit),
         state=tuple(ctx.state),
         trace=tuple(ctx.trace),
+        waiting_for=(decision.router_id, decision.ip) if isinstance(decision, Wait) else None,
     )
 
 

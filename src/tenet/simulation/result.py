@@ -5,8 +5,10 @@ and every later packet of its flow, and nothing the agent has to compute again:
 
 * ``verdict``: FORWARD (``actions`` hold header rewrites and outputs), DROP,
   CONSUMED (answered locally: the answer is in ``emit``), or WAIT (the packet
-  waits for ARP resolution of a next hop; an ARP request is in ``emit``; install
-  no flow).
+  waits for ARP resolution of a next hop, ``waiting_for`` = (router, next hop);
+  an ARP request is in ``emit``; install no flow: the agent queues the packet
+  until the next hop is learned, or answers it with host unreachable when the
+  requests go unanswered, ``tenet.agent.nexthops``).
 * ``actions``: datapath actions in order. Header rewrites come first and are
   computed once, at ingress (the difference between the packet as it entered and
   as it leaves the last device), then one output per egress: a local port, or a
@@ -139,6 +141,7 @@ class SimulationResult:
     trace: tuple[TraceStep, ...] = ()
     idle_timeout: float = IDLE_TIMEOUT
     hard_timeout: float = HARD_TIMEOUT
+    waiting_for: tuple[uuid.UUID, IPAddress] | None = None
 
     def holds_for_ttl(self, ttl: int) -> bool:
         """Whether a packet with this TTL (and otherwise agreeing) gets this result."""

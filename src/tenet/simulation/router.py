@@ -347,4 +347,4 @@ def _resolve(ctx: Ctx, router: Router, out: Port, hop: IPAddress) -> Decision:
     ctx.note(STEP_ROUTER, router.id, label, f"next hop {hop} unknown: ARP request, packet waits")
     frame = replies.arp_request(mac_bytes(out.mac), out.address, hop)
     ctx.emit.append(Emit(out.id, frame, from_device=True))
-    return Wait(f"ARP for {hop}")
+    return Wait(f"ARP for {hop}", router.id, hop)
