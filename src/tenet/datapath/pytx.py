@@ -49,11 +49,16 @@ class SoftFlow:
 
 
 def soft_flow(actions: Sequence[DpAction], vxlan_port: int, now: float = 0.0) -> SoftFlow:
+    program, dests = _prepared(tuple(actions), vxlan_port)
+    return SoftFlow(program, dests, last_used=now)
+
+
+@lru_cache(maxsize=4096)  # flows set up in a burst share a few action lists: hashed once
+def _prepared(actions: tuple[DpAction, ...], vxlan_port: int) -> tuple[Program, tuple[Dest, ...]]:
     program = compile_actions(actions)
-    return SoftFlow(program, _dests(program, vxlan_port), last_used=now)
+    return program, _dests(program, vxlan_port)
 
 
-@lru_cache(maxsize=4096)
 def _dests(program: Program, vxlan_port: int) -> tuple[Dest, ...]:
     dests: list[Dest] = []
     for out in program.outputs:
