@@ -465,20 +465,24 @@ class ObjectStore:
         for _ in range(STAGES_MAX):
             try:
                 self.apply([Remove(kind, ident, expected)], actor=actor)
-                return
             except TooLarge:
-                pass
-            record = self.get(kind, ident).record
-            for child_kind, child_id, _ in self.referrers(ident):
-                child = self.find(child_kind, child_id)
-                if child is None:
-                    continue
-                refs = _refs_between(child.record, record)
-                if any(r.on_delete is OnDelete.CASCADE for r in refs):
-                    self.delete(child_kind, child_id, actor=actor)
-                else:
-                    self.apply([_clearing(child.record, refs, ident)], actor=actor)
+                self._delete_referrers(kind, ident, actor)
+                continue
+            return
         raise TooLarge(f"{SPECS[kind].label} {ident}: referrers keep being added while deleting")
+
+    def _delete_referrers(self, kind: type[Record], ident: uuid.UUID, actor: Actor) -> None:
+        """One step: each referrer deleted (a cascade) or cleared, in a transaction of its own."""
+        record = self.get(kind, ident).record
+        for child_kind, child_id, _ in self.referrers(ident):
+            child = self.find(child_kind, child_id)
+            if child is None:
+                continue
+            refs = _refs_between(child.record, record)
+            if any(r.on_delete is OnDelete.CASCADE for r in refs):
+                self.delete(child_kind, child_id, actor=actor)
+            else:
+                self.apply([_clearing(child.record, refs, ident)], actor=actor)
 
     def _dry_run(
         self, kind: type[Record], ident: uuid.UUID, expected: int | None, actor: Actor
