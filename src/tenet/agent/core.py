@@ -205,8 +205,10 @@ class AgentCore:
         if result.waiting_for is None:
             return result.emit
         router_id, ip = result.waiting_for
-        request = result.emit[0] if result.emit else None
-        return result.emit if self.nexthops.wait(router_id, ip, packet, request, now) else ()
+        request = result.emit[-1] if result.emit else None  # the router's, made last
+        if self.nexthops.wait(router_id, ip, packet, request, now):
+            return result.emit
+        return result.emit[:-1]
 
     def release(self, tag: Tag, now: float) -> list[StateWrite]:
         """A learned entry changed (its flow tag): the packets waiting for that next hop

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from tenet.clock import Clock, SystemClock
 from tenet.errors import NotFoundError, ValidationError
 from tenet.store.base import Store
-from tenet.store.keys import TOKENS
+from tenet.store.keys import TOKENS, token_key
 
 ROLES = ("admin", "member")
 
@@ -67,11 +67,11 @@ class Tokens:
             "name": name,
             "created_at": self._clock.time(),
         }
-        self.store.put(TOKENS + digest(secret), json.dumps(record).encode())
+        self.store.put(token_key(digest(secret)), json.dumps(record).encode())
         return secret, record
 
     def lookup(self, secret: str) -> Principal | None:
-        kv = self.store.get(TOKENS + digest(secret))
+        kv = self.store.get(token_key(digest(secret)))
         if kv is None:
             return None
         record = json.loads(kv.value)

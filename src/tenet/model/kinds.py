@@ -27,6 +27,7 @@ a Ref to some records (a port's ``device_id`` names a bridge or a router, by
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import uuid
 from collections.abc import Callable
@@ -305,16 +306,10 @@ def _with_tenant(spec: KindSpec) -> KindSpec:
     if not issubclass(spec.kind, TenantRecord):
         return spec
     ref = Ref(spec.kind, "tenant_id", Tenant, REFUSE, follow=False)
-    return KindSpec(
-        spec.kind,
-        spec.owner,
-        (ref, *spec.refs),  # first: a record's own tenant is checked before what it names
-        spec.children,
-        spec.held,
-        spec.touches,
-        ("tenant_id", *spec.immutable),
-        spec.planned,
-        spec.shareable,
+    return dataclasses.replace(
+        spec,
+        refs=(ref, *spec.refs),  # first: a record's own tenant is checked before what it names
+        immutable=("tenant_id", *spec.immutable),
     )
 
 

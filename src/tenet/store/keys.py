@@ -127,10 +127,6 @@ def arp_key(router_id: uuid.UUID, ip: object) -> str:
     return f"{arp_prefix(router_id)}{ip}"
 
 
-def host_prefix(host_id: uuid.UUID) -> str:
-    return f"{HOSTS}{host_id}/"
-
-
 def alive_key(host_id: uuid.UUID) -> str:
     """Present (with the host's underlay address) while the host's agent runs."""
     return f"{HOSTS}{host_id}/alive"

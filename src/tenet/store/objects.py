@@ -54,7 +54,14 @@ from tenet.model import KINDS, Port, Record, Tenant, TenantRecord, from_dict, lo
 from tenet.model.kinds import REFS_FROM, SPECS, OnDelete, Ref
 from tenet.store.base import Event, EventType, Store
 from tenet.store.boundary import ADMIN, Actor, check_changes, check_reference, owns, visible
-from tenet.store.keys import OBJECTS, kind_prefix, object_key, prefix_end, refs_prefix
+from tenet.store.keys import (
+    OBJECTS,
+    kind_prefix,
+    object_key,
+    parse_object_key,
+    prefix_end,
+    refs_prefix,
+)
 from tenet.store.kind_rules import DELETE, PREPARE
 from tenet.store.unit_of_work import MAX_TXN_OPS, UnitOfWork
 
@@ -87,12 +94,12 @@ class ObjectEvent:
 
 def decode_event(event: Event) -> ObjectEvent | None:
     """The object change a store event is, or None for any other key."""
-    if not event.key.startswith(OBJECTS):
+    parsed = parse_object_key(event.key)
+    if parsed is None:
         return None
-    kind_name, _, ident = event.key.removeprefix(OBJECTS).partition("/")
-    kind = KINDS[kind_name]
+    kind = KINDS[parsed[0]]
     record = loads(kind, event.kv.value) if event.type is EventType.PUT else None
-    return ObjectEvent(kind, uuid.UUID(ident), record, event.revision)
+    return ObjectEvent(kind, parsed[1], record, event.revision)
 
 
 # -- changes ---------------------------------------------------------------------------

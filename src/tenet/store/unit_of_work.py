@@ -31,7 +31,6 @@ Invariants:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import TypeVar
 
 from tenet.errors import TooLarge
@@ -41,7 +40,6 @@ from tenet.store.base import Compare, Delete, Op, Put, Store
 from tenet.store.keys import (
     guard_key,
     object_key,
-    parse_object_key,
     prefix_end,
     ref_key,
     refs_prefix,
@@ -202,13 +200,6 @@ class UnitOfWork:
         key = object_key(type(record), record.id)
         return key in self._writes and self._writes[key] is None
 
-    def written(self) -> Iterator[Record]:
-        """The records this unit puts (not the ones it deletes)."""
-        for key in self._writes:
-            record = self._records.get(key)
-            if record is not None:
-                yield record
-
     def changes(self) -> list[tuple[Record | None, Record | None]]:
         """Every record this unit changes: (as committed, as it will be)."""
         out = []
@@ -236,10 +227,3 @@ class UnitOfWork:
         compares = [Compare(k, rev) for k, rev in self._compares.items()]
         ops: list[Op] = [Put(k, v) if v is not None else Delete(k) for k, v in self._writes.items()]
         return self._store.txn(compares, ops)
-
-
-def decode_object_key(key: str) -> tuple[type[Record], uuid.UUID] | None:
-    parsed = parse_object_key(key)
-    if parsed is None or parsed[0] not in KINDS:
-        return None
-    return KINDS[parsed[0]], parsed[1]
