@@ -13,6 +13,11 @@ datapath operations:
   cache or simulated; the result's flow is installed, the packet itself executed,
   generated packets sent (simulating those that leave a device), and learned
   state returned for the shell to write under the host's lease;
+* **flow state**: connections a simulation committed are written to the host's
+  :class:`~tenet.agent.flowstate.FlowStateTable` and sent to the peer hosts that
+  need them before the packet goes; state frames from peers (tunnel key
+  ``STATE_VNI``) are checked and merged; flows carry the keys they keep alive, and
+  the expiry pass refreshes, expires and tells peers (:mod:`tenet.agent.flowstate`);
 * **next hops**: a packet that waits for a router's ARP is queued and sent on
   once the next hop is learned, or answered with host unreachable when it never
   is (:mod:`tenet.agent.nexthops`, ticked by the shell);
@@ -31,8 +36,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
+from tenet.agent import flowstate
+from tenet.agent.flowstate import FlowStateTable, Group, WithFlowState
 from tenet.agent.nexthops import NextHops, Waiting, WithNextHops
-from tenet.datapath.base import Datapath, DpAction, Output, Tunnel, Upcall
+from tenet.datapath.base import STATE_VNI, Datapath, DpAction, Output, Tunnel, Upcall
 from tenet.errors import PacketError
 from tenet.flows import FlowTable
 from tenet.model import DeviceType, Port, PortBinding, Record, Route
@@ -68,6 +75,9 @@ class Counters:
     unknown_port: int = 0
     tunnel_misses: int = 0
     unsendable: int = 0  # outputs no datapath can send (a tunnel to an IPv6 underlay)
+    ct_new_flows: int = 0  # forwarded packets that committed a new connection
+    ct_rechecks: int = 0  # first packets whose flow was not installed (NEW vs ESTABLISHED)
+    ct_unflowed: int = 0  # ICMP errors sent without a flow (related by their quote)
 
 
 @dataclass
@@ -84,11 +94,13 @@ class AgentCore:
     port_id: dict[int, uuid.UUID] = field(default_factory=dict)
     _keys: dict[uuid.UUID, int] = field(default_factory=dict)
     nexthops: NextHops = field(default_factory=NextHops)
+    flowstate: FlowStateTable = field(default_factory=FlowStateTable)
     _state: WithNextHops = field(init=False)
+    _sequence: int = 0
 
     def __post_init__(self) -> None:
         self._view = TopologyView.build(self.records.values(), self.host_id)
-        self._state = WithNextHops(self.state, self.nexthops)
+        self._state = WithNextHops(WithFlowState(self.state, self.flowstate), self.nexthops)
 
     # -- topology ---------------------------------------------------------------------
     @property
@@ -171,6 +183,9 @@ class AgentCore:
     def handle(self, upcall: Upcall, now: float) -> list[StateWrite]:
         """Serve one upcall; returns the learned state to write to the store."""
         self.counters.upcalls += 1
+        if upcall.tunnel_key == STATE_VNI:
+            self.receive_state(upcall, now)
+            return []
         if upcall.tunnel_key:
             self.counters.tunnel_misses += 1  # a key with no local port: nothing to do
             return []
@@ -186,7 +201,8 @@ class AgentCore:
             self.counters.simulations += 1
             self.flows.remember(upcall.match, result)
         actions = self.translate(result)
-        if result.verdict in (Verdict.FORWARD, Verdict.DROP):
+        install = self._flow_state(result, now)
+        if install and result.verdict in (Verdict.FORWARD, Verdict.DROP):
             for evicted in self.flows.install(upcall.match, result, now):
                 self.datapath.delete(evicted.match)
             self.datapath.install(upcall.match, actions, ttl_above=result.loose_floor)
@@ -196,6 +212,96 @@ class AgentCore:
         packet = None if upcall.truncated else Waiting(upcall.port_no, upcall.frame)
         self._emit(self._waits(result, packet, now), now, depth=0)
         return list(result.state)
+
+    # -- flow state -------------------------------------------------------------------
+    def _flow_state(self, result: SimulationResult, now: float) -> bool:
+        """Commit or delete what ``result`` says, telling peers first; whether its flow
+        may be installed."""
+        ct = result.ct
+        if ct is None:
+            return True
+        table = self.flowstate
+        if ct.delete:
+            gone = table.delete(ct.delete)
+            self._forget(gone)
+            self._send([(flowstate.OP_DELETE, g) for g in gone], now)
+        if ct.commit:
+            known = set()
+            group = table.group_of(ct.commit[0].key)
+            if group is not None:
+                known = set(group.peers)
+            group, changed = table.commit(ct.commit, ct.peers, now)
+            if changed or not group.peers <= known:
+                self.counters.ct_new_flows += bool(changed)
+                self.invalidate({tags.connection(k) for k in changed})
+                self._send([(flowstate.OP_UPSERT, group)], now)
+        if ct.no_flow:
+            self.counters.ct_unflowed += 1
+            return False
+        if ct.recheck:
+            self.counters.ct_rechecks += 1
+            return False
+        return True
+
+    def _send(self, groups: list[tuple[int, Group]], now: float) -> None:
+        """Send groups to each one's peers (one message per peer, split to fit)."""
+        by_peer: dict[uuid.UUID, list[tuple[int, Group]]] = {}
+        for op, group in groups:
+            group.last_sent = now
+            for peer in group.peers:
+                by_peer.setdefault(peer, []).append((op, group))
+        for peer, items in by_peer.items():
+            address = self._view.host_addresses.get(peer)
+            if not isinstance(address, IPv4Address):
+                continue
+            frames = flowstate.encode(
+                self.host_id, self._sequence, items, self.flowstate.timeouts, now
+            )
+            self._sequence += len(frames)
+            for frame in frames:
+                self.datapath.execute(frame, 0, [Tunnel(address, STATE_VNI)])
+                self.flowstate.counters.state_sent += 1
+
+    def _forget(self, groups: Iterable[Group]) -> None:
+        self.invalidate({tags.connection(k) for g in groups for k in g.keys})
+
+    def receive_state(self, upcall: Upcall, now: float) -> None:
+        """A flow-state frame from a peer: merged if it comes from the host it names,
+        at that host's underlay address, a member of a tunnel zone; else counted."""
+        counters = self.flowstate.counters
+        sender = self._host_at(upcall.tunnel_src)
+        if sender is None:
+            counters.state_rejected += 1
+            return
+        try:
+            message = flowstate.decode(upcall.frame)
+        except PacketError:
+            counters.state_malformed += 1
+            return
+        if message.sender != sender:
+            counters.state_rejected += 1
+            return
+        counters.state_received += 1
+        changed: set[Tag] = set()
+        for op, entries, ttl, forward_flags, return_flags in message.groups:
+            if not entries:
+                continue
+            if op == flowstate.OP_DELETE:
+                gone = self.flowstate.delete(c.key for c in entries)
+                changed |= {tags.connection(k) for g in gone for k in g.keys}
+            else:
+                keys = self.flowstate.upsert(entries, sender, ttl, forward_flags, return_flags, now)
+                changed |= {tags.connection(k) for k in keys}
+        if changed:
+            self.invalidate(changed)
+
+    def _host_at(self, address: IPv4Address | None) -> uuid.UUID | None:
+        if address is None:
+            return None
+        for host, host_address in self._view.host_addresses.items():
+            if host_address == address and host != self.host_id:
+                return host
+        return None
 
     def _waits(
         self, result: SimulationResult, packet: Waiting | None, now: float
@@ -275,8 +381,10 @@ class AgentCore:
         Each one is re-simulated, against the store as it is now, on a frame rebuilt
         from its match: a flow whose outcome still installs a flow is kept (its
         actions rewritten if the outcome changed) and tagged like a new one; the
-        rest (a port gone, a frame that cannot be rebuilt) are removed. Returns how
-        many were kept and removed, and the learned state to write.
+        rest (a port gone, a frame that cannot be rebuilt) are removed. Connection
+        state must be restored before (``flowstate.restore``): a flow is re-simulated
+        with the connections it had. Returns how many were kept and removed, and the
+        learned state to write.
         """
         kept = removed = 0
         writes: list[StateWrite] = []
@@ -292,7 +400,11 @@ class AgentCore:
                     result = simulate(frame, port_id, self.view, self._state, now)
                 except PacketError:
                     result = None
-            if result is None or result.verdict not in (Verdict.FORWARD, Verdict.DROP):
+            if (
+                result is None
+                or result.verdict not in (Verdict.FORWARD, Verdict.DROP)
+                or not self._flow_state(result, now)
+            ):
                 self.datapath.delete(match)
                 removed += 1
                 continue
@@ -306,12 +418,22 @@ class AgentCore:
 
     # -- expiry -------------------------------------------------------------------------
     def expire(self, now: float) -> int:
-        """Read the datapath's counters, then remove flows idle or past their hard timeout."""
+        """Read the datapath's counters, then remove flows idle or past their hard
+        timeout. Connections whose flows carried packets are kept alive (and their
+        peers refreshed when due); connections past their timeout are forgotten, their
+        flows removed and their peers told."""
+        table = self.flowstate
         for stats in self.datapath.dump():
-            self.flows.used(stats.match, stats.packets, stats.bytes, stats.last_used)
+            flow = self.flows.used(stats.match, stats.packets, stats.bytes, stats.last_used)
+            if flow is not None and flow.ct_refs:
+                table.touch(flow.ct_refs[0], now, stats.tcp_flags)
         gone = self.flows.expire(now)
         for flow in gone:
             self.datapath.delete(flow.match)
+        self._send([(flowstate.OP_UPSERT, g) for g in table.due(now)], now)
+        ended = table.expire(now)
+        self._forget(ended)
+        self._send([(flowstate.OP_DELETE, g) for g in ended if g.local], now)
         return len(gone)
 
 

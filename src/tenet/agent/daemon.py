@@ -20,6 +20,7 @@ reloads everything.
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import sys
@@ -28,15 +29,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from ipaddress import IPv4Address
+from pathlib import Path
 from types import FrameType
 
 from tenet.agent.core import AgentCore
+from tenet.agent.flowstate import FlowStateTable, Timeouts
 from tenet.agent.learned import LearnedState, to_put
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
-from tenet.errors import DatapathUnavailable, WatchCompacted
+from tenet.errors import DatapathUnavailable, PacketError, WatchCompacted
 from tenet.model import Host
 from tenet.services.base import Service, ServiceContext
 from tenet.services.status import StatusService
@@ -54,6 +57,7 @@ from tenet.store.reach import Reach
 LEASE_TTL = 5.0
 TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
+SAVE_EVERY = 10.0  # the flow-state file is rewritten at least this often while it changes
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
 WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
@@ -136,10 +140,13 @@ class Agent:
         stop: threading.Event | None = None,
         lease_ttl: float = LEASE_TTL,
         services: Sequence[Service] | None = None,
+        state_file: Path | None = None,
+        ct_timeouts: Timeouts | None = None,
     ) -> None:
         """``datapath`` names one (see :func:`open_datapath`) or is one already open
         (a FakeDatapath for agents simulated in one process). ``services`` default to
-        the host's status publisher."""
+        the host's status publisher. ``state_file`` keeps the connections this host
+        tracks across a restart (None: not kept); ``ct_timeouts`` their lifetimes."""
         self.host_id = host_id
         self.store = store
         self.underlay = underlay
@@ -159,6 +166,10 @@ class Agent:
         self._written: dict[str, bytes] = {}
         self._next_expiry = 0.0
         self._revision = 0
+        self.state_file = state_file
+        self.ct_timeouts = ct_timeouts or Timeouts()
+        self.restored = 0
+        self._saved: tuple[int, float] = (-1, 0.0)
 
     # -- start -----------------------------------------------------------------------
     def start(self) -> None:
@@ -174,9 +185,15 @@ class Agent:
             self.datapath_kind = type(self._datapath_spec).__name__
         self.lease = self.store.grant_lease(self._lease_ttl)
         self.store.put(alive_key(self.host_id), str(self.underlay).encode(), lease=self.lease)
-        self.core = AgentCore(self.host_id, self.datapath, self.learned)
+        self.core = AgentCore(
+            self.host_id,
+            self.datapath,
+            self.learned,
+            flowstate=FlowStateTable(self.ct_timeouts),
+        )
         self._revision = self._load()
         self._applied(self._revision)
+        self.restored = self._restore()
         if self.datapath.adopted:
             kept, removed, writes = self.core.adopt(self.clock.monotonic())
             self.datapath.prune_tunnel_ports()
@@ -195,7 +212,37 @@ class Agent:
         stats |= {f"nexthops_{k}": v for k, v in asdict(hops.counters).items()}
         stats["nexthops_resolving"] = len(hops)
         stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
+        stats |= asdict(self.core.flowstate.counters)
+        stats["ct_restored"] = self.restored
         return stats
+
+    # -- flow state across a restart -------------------------------------------------------
+    def _restore(self) -> int:
+        """Load the connections a previous run saved (before its flows are adopted)."""
+        if self.state_file is None or not self.state_file.exists():
+            return 0
+        try:
+            return self.core.flowstate.restore(self.state_file.read_bytes(), self.clock.monotonic())
+        except (PacketError, OSError) as exc:
+            print(f"tenet agent: flow state in {self.state_file} not restored: {exc}", flush=True)
+            return 0
+
+    def save_state(self, now: float, *, force: bool = False) -> None:
+        """Write the connections to the state file (atomically) when they changed, and
+        at least every SAVE_EVERY seconds while they are used."""
+        if self.state_file is None:
+            return
+        table = self.core.flowstate
+        version, at = self._saved
+        if not force and table.version == version and now - at < SAVE_EVERY:
+            return
+        if not force and table.version == version and not len(table):
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.state_file.with_name(self.state_file.name + ".tmp")
+        temp.write_bytes(table.snapshot(now))
+        os.replace(temp, self.state_file)
+        self._saved = (table.version, now)
 
     def _load(self) -> int:
         """Load what this host's ports reach; returns the revision to watch after."""
@@ -277,6 +324,7 @@ class Agent:
             self._next_expiry = now + EXPIRE_EVERY
         for service in self.services:
             service.tick(now)
+        self.save_state(now)
 
     def close(self) -> None:
         if not self.started:
@@ -284,6 +332,7 @@ class Agent:
             return
         for service in self.services:
             service.close()
+        self.save_state(self.clock.monotonic(), force=True)
         self.datapath.close()
         self.store.revoke(self.lease)
         self.store.close()
@@ -296,6 +345,8 @@ def main(
     vxlan_port: int,
     datapath: str = "auto",
     pin_name: str | None = None,
+    state_file: Path | None = None,
+    ct_timeouts: Timeouts | None = None,
 ) -> int:
     stopping = threading.Event()  # a signal while starting up stops it cleanly too
 
@@ -312,6 +363,8 @@ def main(
         datapath=datapath,
         pin_name=pin_name,
         stop=stopping,
+        state_file=state_file,
+        ct_timeouts=ct_timeouts,
     )
     agent.start()
     print(f"tenet agent: host {host_id}, underlay {underlay}, {agent.datapath_kind}", flush=True)

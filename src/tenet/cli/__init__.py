@@ -16,6 +16,7 @@ API's JSON with ``--json``. Where the API is and the token: see
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import uuid
@@ -344,10 +345,26 @@ def agent(
     datapath: Annotated[
         str, typer.Option(help="kernel (tc eBPF), userspace (Python), or auto")
     ] = "auto",
+    state_file: Annotated[
+        str,
+        typer.Option(
+            help="where tracked connections are kept across a restart ('' for nowhere); "
+            "default /var/lib/tenet/flowstate-<host-id>"
+        ),
+    ] = "-",
+    ct_timeout: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a connection lifetime in seconds, NAME=SECONDS (repeatable); names: "
+            "tcp_syn (60), tcp_established (7200), tcp_closing (10), udp (60), "
+            "icmp (30), other (60)"
+        ),
+    ] = None,
 ) -> None:
     """Run the per-host agent."""
     from tenet.agent.daemon import DATAPATHS
     from tenet.agent.daemon import main as agent_main
+    from tenet.agent.flowstate import Timeouts
 
     if datapath not in DATAPATHS:
         raise CliError(f"--datapath: must be one of {', '.join(DATAPATHS)}", 2)
@@ -355,11 +372,41 @@ def agent(
         address = IPv4Address(underlay)
     except ValueError:
         raise CliError(f"--underlay: {underlay!r} is not an IPv4 address", 2) from None
+    timeouts = _timeouts(Timeouts, ct_timeout or [])
+    path = Path(f"/var/lib/tenet/flowstate-{host_id}") if state_file == "-" else None
+    if state_file not in ("-", ""):
+        path = Path(state_file)
     try:
-        code = agent_main(host_id, store, address, vxlan_port, datapath=datapath)
+        code = agent_main(
+            host_id,
+            store,
+            address,
+            vxlan_port,
+            datapath=datapath,
+            state_file=path,
+            ct_timeouts=timeouts,
+        )
     except (TenetError, OSError) as exc:  # bad input or an address not on this host
         raise CliError(f"tenet agent: {exc}", 2) from exc
     raise typer.Exit(code)
+
+
+def _timeouts(kind: Any, items: list[str]) -> Any:
+    """``Timeouts`` with the ``NAME=SECONDS`` items applied; a bad one is a usage error
+    naming it."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    values: dict[str, float] = {}
+    for item in items:
+        name, _, seconds = item.partition("=")
+        if name not in names:
+            raise CliError(f"--ct-timeout: {name!r} is not one of {', '.join(sorted(names))}", 2)
+        try:
+            values[name] = float(seconds)
+        except ValueError:
+            raise CliError(f"--ct-timeout: {name}: {seconds!r} is not a number", 2) from None
+        if values[name] <= 0:
+            raise CliError(f"--ct-timeout: {name}: must be above 0 seconds", 2)
+    return kind(**values)
 
 
 @app.command()

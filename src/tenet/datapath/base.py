@@ -17,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from tenet.packets import FlowMatch
 from tenet.packets.actions import DpAction, Output, Tunnel
+
+
+STATE_VNI = 0xFFFFFF
+"""The tunnel key of flow-state messages between agents (no port has it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Upcall:
     match: FlowMatch
     tunnel_key: int = 0
     truncated: bool = False  # only the frame's headers: set up its flow, do not send it
+    tunnel_src: IPv4Address | None = None  # the sending host's underlay address (tunnelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class FlowStats:
     packets: int
     bytes: int
     last_used: float
+    tcp_flags: int = 0  # the OR of the TCP flags of every packet the flow carried
 
 
 class Datapath(Protocol):

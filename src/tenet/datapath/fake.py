@@ -36,6 +36,7 @@ class FakeDatapath:
     loose: dict[FlowMatch, int] = field(default_factory=dict)  # ttl_above of loose flows
     adopted: bool = False
     failure: BaseException | None = None
+    now: float = 0.0  # what a flow hit records as its last use (tests move it)
     _next: int = 1
     _stale_keys: set[int] = field(default_factory=set)
 
@@ -102,7 +103,7 @@ class FakeDatapath:
             self.queue.put(upcall)
             return upcall
         packets, nbytes, _ = self.counts.get(match, (0, 0, 0.0))
-        self.counts[match] = (packets + 1, nbytes + len(frame), 0.0)
+        self.counts[match] = (packets + 1, nbytes + len(frame), self.now)
         self._send(frame, actions)
         return None
 

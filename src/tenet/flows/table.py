@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from tenet.packets import FlowMatch, masked
 from tenet.packets.actions import SimAction
 from tenet.simulation.result import SimulationResult, Verdict
+from tenet.simulation.state import ConnectionKey
 from tenet.simulation.tags import Tag, scope_of
 
 _Entry = FlowMatch | tuple[frozenset[str], tuple[object, ...]]  # a flow, or a megaflow
@@ -48,6 +49,8 @@ class Flow:
     last_used: float
     packets: int = 0
     bytes: int = 0
+    # the conntrack entries this flow keeps alive while it carries packets
+    ct_refs: tuple[ConnectionKey, ...] = ()
 
     @property
     def drops(self) -> bool:
@@ -68,9 +71,13 @@ class Megaflow:
 
 
 def cacheable(result: SimulationResult) -> bool:
-    """A result any agreeing microflow may reuse: forward or drop, nothing to emit or learn."""
+    """A result any agreeing microflow may reuse: forward or drop, nothing to emit or
+    learn, and no connection state read or written (it holds for one connection)."""
     return (
-        result.verdict in (Verdict.FORWARD, Verdict.DROP) and not result.emit and not result.state
+        result.verdict in (Verdict.FORWARD, Verdict.DROP)
+        and not result.emit
+        and not result.state
+        and result.ct is None
     )
 
 
@@ -111,6 +118,7 @@ class FlowTable:
             result.hard_timeout,
             now,
             now,
+            ct_refs=result.ct.refs if result.ct is not None else (),
         )
         self._flows[match] = flow
         self._tag(flow.tags, match)
@@ -129,15 +137,18 @@ class FlowTable:
             self._untag(flow.tags, match)
         return flow
 
-    def used(self, match: FlowMatch, packets: int, nbytes: int, last_used: float) -> None:
-        """Counters read from the datapath: totals for the flow, and when it last hit."""
+    def used(self, match: FlowMatch, packets: int, nbytes: int, last_used: float) -> Flow | None:
+        """Counters read from the datapath: totals for the flow, and when it last hit.
+        Returns the flow if it carried packets since the last reading."""
         flow = self._flows.get(match)
         if flow is None:
-            return
+            return None
         if last_used > flow.last_used:
             flow.last_used = last_used
             self._flows.move_to_end(match)
+        moved = packets > flow.packets
         flow.packets, flow.bytes = packets, nbytes
+        return flow if moved else None
 
     def expire(self, now: float) -> list[Flow]:
         """Remove and return the flows whose idle or hard timeout has passed."""

@@ -172,6 +172,8 @@ class Lab:
             str(underlay),
             "--datapath",
             self.datapath,
+            "--state-file",
+            str(store.parent / f"flowstate-{host_id}"),
         ]
         if vxlan_port is not None:
             cmd += ["--vxlan-port", str(vxlan_port)]

@@ -56,7 +56,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network
 
 from tenet.model import Chain, Condition, CtState, IPAddrGroup, PortRange, Rule, RuleAction
-from tenet.simulation import tags
+from tenet.simulation import conntrack, tags
 from tenet.simulation.context import BytesField, Ctx, IntField
 from tenet.simulation.memo import Slot
 from tenet.simulation.result import STEP_CHAIN, STEP_RULE
@@ -353,8 +353,12 @@ def _port_group(group_id: uuid.UUID, inv: bool, *, out: bool) -> Check:
 
 
 def _ct_state(state: CtState, inv: bool) -> Check:
+    splits = conntrack.distinguishes(state)
+
     def check(ctx: Ctx, view: TopologyView) -> bool:
-        return (ctx.ct_state is state) is not inv
+        if splits:
+            ctx.ct_split = True
+        return (conntrack.ct_state(ctx) is state) is not inv
 
     return check
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import uuid
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any, Literal, get_args, overload
+from typing import TYPE_CHECKING, Any, Literal, get_args, overload
 
-from tenet.model import CtState
 from tenet.packets import FlowMatch
 from tenet.simulation.result import Emit, StateWrite, TraceKind, TraceStep
 from tenet.simulation.tags import Tag
+
+if TYPE_CHECKING:
+    from tenet.simulation.conntrack import Tracking
+    from tenet.simulation.state import StateView
 
 # the flow-match fields by the type of their value (a test checks they are FlowMatch's)
 BytesField = Literal[
@@ -33,7 +36,7 @@ BytesField = Literal[
 ]  # fmt: skip
 IntField = Literal[
     "in_port", "tunnel_key", "vlan", "vlan_inner", "eth_type", "ip_proto", "ip_tos", "ip_ttl",
-    "ip_frag", "l4_src", "l4_dst", "tcp_flags", "arp_op",
+    "ip_frag", "l4_src", "l4_dst", "tcp_flags", "arp_op", "icmp_id",
 ]  # fmt: skip
 Field = BytesField | IntField
 Rewritable = Literal["eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"]
@@ -44,12 +47,15 @@ MAX_DEVICE_HOPS = 32
 
 class Ctx:
     __slots__ = (
-        "ct_state",
+        "ct",
+        "ct_split",
         "current",
         "emit",
         "frame",
+        "generated",
         "hops",
         "in_port_id",
+        "ingress_device",
         "match",
         "now",
         "out_port_id",
@@ -57,11 +63,21 @@ class Ctx:
         "read",
         "routers_crossed",
         "state",
+        "state_view",
         "trace",
         "ttl_above",
     )
 
-    def __init__(self, match: FlowMatch, frame: bytes, in_port_id: uuid.UUID, now: float) -> None:
+    def __init__(
+        self,
+        match: FlowMatch,
+        frame: bytes,
+        in_port_id: uuid.UUID,
+        now: float,
+        state_view: StateView | None = None,
+        *,
+        generated: bool = False,
+    ) -> None:
         self.match = match
         self.frame = frame
         self.now = now
@@ -76,9 +92,15 @@ class Ctx:
         self.routers_crossed = 0
         self.ttl_above = 0
         self.hops = 0
-        # NEW for every packet, on purpose: the conntrack issue looks connections up
-        # (StateView.connection) and sets it; this issue only made the seam
-        self.ct_state = CtState.NEW
+        # connection tracking (tenet.simulation.conntrack): the state view it asks, the
+        # device the packet entered the topology at (the zone of its keys), whether
+        # tenet generated the frame (it reads as RETURN), the tracking once a chain
+        # asked, and whether a chain told NEW from ESTABLISHED
+        self.state_view = state_view
+        self.ingress_device: uuid.UUID | None = None
+        self.generated = generated
+        self.ct: Tracking | None = None
+        self.ct_split = False
 
     # -- fields ---------------------------------------------------------------------
     @overload

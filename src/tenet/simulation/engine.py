@@ -39,7 +39,7 @@ from tenet.packets.actions import (
     SimAction,
 )
 from tenet.packets.ipv4 import IPPROTO_TCP
-from tenet.simulation import bridge, replies, router, tags
+from tenet.simulation import bridge, conntrack, replies, router, tags
 from tenet.simulation.chains import ChainVerdict, run_chain
 from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
@@ -65,12 +65,13 @@ def simulate(
     except PacketError as exc:
         step = TraceStep(STEP_VERDICT, None, "", f"malformed frame: {exc}: drop")
         return SimulationResult(Verdict.DROP, trace=(step,))
-    ctx = Ctx(match, frame, in_port_id, now)
+    ctx = Ctx(match, frame, in_port_id, now, state)
     port = view.ports.get(in_port_id)
     if port is None:
         ctx.tag(tags.of_id(in_port_id))
         ctx.note(STEP_PORT, in_port_id, "", "unknown port: drop")
         return _finish(ctx, view, Drop("unknown port"), ())
+    ctx.ingress_device = port.device_id
     decision = _enter(ctx, view, state, port)
     return _finish(ctx, view, decision, (port.id,))
 
@@ -82,7 +83,7 @@ def simulate_emit(emit: Emit, view: TopologyView, state: StateView, now: float) 
     except PacketError as exc:
         step = TraceStep(STEP_VERDICT, None, "", f"malformed generated frame: {exc}: drop")
         return SimulationResult(Verdict.DROP, trace=(step,))
-    ctx = Ctx(match, emit.frame, emit.port_id, now)
+    ctx = Ctx(match, emit.frame, emit.port_id, now, state, generated=True)
     port = view.ports.get(emit.port_id)
     if port is None:
         ctx.tag(tags.of_id(emit.port_id))
@@ -176,6 +177,7 @@ def _flood_to_router(ctx: Ctx, view: TopologyView, state: StateView, peer: Port)
 def _finish(
     ctx: Ctx, view: TopologyView, decision: Decision, ingress: tuple[uuid.UUID, ...]
 ) -> SimulationResult:
+    rejected = isinstance(decision, Reject)
     if isinstance(decision, Reject):
         _reject(ctx, view, ingress)
         decision = Consumed(decision.reason)
@@ -196,6 +198,13 @@ def _finish(
     else:
         verdict = Verdict.DROP
         ctx.note(STEP_VERDICT, None, "", f"drop: {decision.reason}")
+    ct = None
+    if ctx.ct is not None:
+        egress = decision.ports if isinstance(decision, Forward) else ()
+        egress = tuple(p for p in egress if p.id not in ingress)
+        hosts = {a.host_id for a in outputs if isinstance(a, OutputTunnel)}
+        ct_verdict = Verdict.DROP if rejected else verdict
+        ct = conntrack.outcome(ctx, view, egress, ct_verdict, hosts)
     return SimulationResult(
         verdict,
         actions=(*_rewrites(ctx), *outputs) if verdict is Verdict.FORWARD else (),
@@ -206,6 +215,7 @@ def _finish(
         state=tuple(ctx.state),
         trace=tuple(ctx.trace),
         waiting_for=(decision.router_id, decision.ip) if isinstance(decision, Wait) else None,
+        ct=ct,
     )
 
 

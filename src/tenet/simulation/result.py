@@ -28,6 +28,8 @@ and every later packet of its flow, and nothing the agent has to compute again:
 * ``emit``: packets the agent sends (ARP replies, ICMP errors, ARP requests).
 * ``state``: learned state to write (MAC learned on a bridge port, ARP entry).
 * ``trace``: the ordered hops, chains, rules and decisions, for ``tenet trace``.
+* ``ct``: for a packet a chain asked the connection state of, what to do with flow
+  state (:class:`CtOutcome`, :mod:`tenet.simulation.conntrack`); None otherwise.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from tenet.model import IPAddress
+from tenet.model import CtState, IPAddress
 from tenet.packets.actions import OutputLocal, OutputTunnel, SimAction, VirtualOutput
+from tenet.simulation.state import Connection, ConnectionKey
 from tenet.simulation.tags import Tag
 
 
@@ -97,6 +100,7 @@ class TraceKind(enum.StrEnum):
     CHAIN = "chain"
     RULE = "rule"
     NAT = "nat"
+    CONNTRACK = "conntrack"
     VERDICT = "verdict"
 
 
@@ -108,6 +112,7 @@ STEP_ROUTER = TraceKind.ROUTER
 STEP_CHAIN = TraceKind.CHAIN
 STEP_RULE = TraceKind.RULE
 STEP_NAT = TraceKind.NAT
+STEP_CONNTRACK = TraceKind.CONNTRACK
 STEP_VERDICT = TraceKind.VERDICT
 
 
@@ -123,6 +128,28 @@ class TraceStep:
     def __str__(self) -> str:
         label = f"{self.kind} {self.name or self.ident or ''}".rstrip()
         return f"{label}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class CtOutcome:
+    """What a tracked simulation asks the agent to do with flow state.
+
+    ``commit``: entries to write (and send to ``peers``) before the packet goes;
+    ``refs``: keys this flow keeps alive while it carries packets; ``delete``: keys
+    to forget (and tell ``peers``); ``state``: what the chains saw; ``recheck``: a
+    chain told NEW from ESTABLISHED and this was NEW: the flow holds for the first
+    packet only, the agent re-simulates the next one; ``no_flow``: an ICMP error,
+    whose connection state came from the header it quotes, which no flow match
+    holds: send this packet, install no flow (a later error with the same outer
+    header may be about another connection)."""
+
+    state: CtState
+    commit: tuple[Connection, ...] = ()
+    refs: tuple[ConnectionKey, ...] = ()
+    delete: tuple[ConnectionKey, ...] = ()
+    peers: frozenset[uuid.UUID] = frozenset()
+    recheck: bool = False
+    no_flow: bool = False
 
 
 IDLE_TIMEOUT = 60.0
@@ -142,6 +169,13 @@ class SimulationResult:
     idle_timeout: float = IDLE_TIMEOUT
     hard_timeout: float = HARD_TIMEOUT
     waiting_for: tuple[uuid.UUID, IPAddress] | None = None
+    ct: CtOutcome | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the outcome read or wrote connection state: it holds for this
+        connection only, and never for another that agrees on the fields read."""
+        return self.ct is not None
 
     def holds_for_ttl(self, ttl: int) -> bool:
         """Whether a packet with this TTL (and otherwise agreeing) gets this result."""

@@ -13,6 +13,9 @@ learned MAC entry     ``mac/<bridge>/<mac>``             a bridge lookup, found 
                                                          a MAC learned or forgotten
 ARP entry             ``arp/<router>/<ip>``              a next-hop lookup / an ARP entry
 port binding          ``binding/<port>``                 an output to a port / its binding
+connection            ``ct/<zone>/<proto>/<src>/<sport>  a conntrack lookup, found or
+                      /<dst>/<dport>``                   not, or an entry committed / an
+                                                         entry learned, expired or deleted
 route lookup          ``route/<router>/<dst hex>``       a router's lookup of one
                                                          destination (local delivery or a
                                                          route) / a route, or a router
@@ -39,10 +42,13 @@ import functools
 import uuid
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
 
 from tenet.model import IPAddress
 from tenet.packets import mac_to_str
+
+if TYPE_CHECKING:
+    from tenet.simulation.state import ConnectionKey
 
 Tag = NewType("Tag", str)
 
@@ -69,6 +75,13 @@ def arp(router_id: uuid.UUID, ip: IPAddress) -> Tag:
 def binding(port_id: uuid.UUID) -> Tag:
     """Where a port is bound (which host an output to it goes to)."""
     return Tag(f"binding/{of_id(port_id)}")
+
+
+def connection(key: ConnectionKey) -> Tag:
+    """A conntrack entry (one direction of a connection in one zone), present or not."""
+    return Tag(
+        f"ct/{of_id(key.zone)}/{key.proto}/{key.src}/{key.src_port}/{key.dst}/{key.dst_port}"
+    )
 
 
 def route_lookup(router_id: uuid.UUID, dst: IPAddress | bytes) -> Tag:

@@ -24,6 +24,7 @@ from tenet.model import (
 from tenet.model import RuleAction as A
 from tenet.packets import ARP, ICMP, TCP, UDP, Ethernet, ICMPv6, IPv4, IPv6, Packet, extract_match
 from tenet.simulation.chains import ChainVerdict, run_chain
+from tenet.simulation.conntrack import Tracking
 from tenet.simulation.context import Ctx
 from tenet.simulation.view import TopologyView
 
@@ -145,7 +146,8 @@ def make_ctx(
 ) -> Ctx:
     ctx = Ctx(extract_match(frame, in_port=1), frame, in_port, now=0.0)
     ctx.out_port_id = out_port
-    ctx.ct_state = ct_state
+    # the connection state as if a lookup had found it (conntrack's own tests look up)
+    ctx.ct = Tracking(in_port, None, ct_state)
     return ctx
 
 
