@@ -23,7 +23,6 @@ from typing import Protocol
 from tenet.packets import FlowMatch
 from tenet.packets.actions import DpAction, Output, Tunnel
 
-
 STATE_VNI = 0xFFFFFF
 """The tunnel key of flow-state messages between agents (no port has it)."""
 

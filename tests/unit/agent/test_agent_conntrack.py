@@ -91,7 +91,8 @@ class Cloud:
         self.replies = Rule(tenant_id=t, chain_id=self.to_vm1.id, name="replies",
                             condition=Condition(ct_state=CtState.RETURN))  # fmt: skip
         self.ssh = Rule(tenant_id=t, chain_id=self.to_vm1.id, name="ssh",
-                        condition=Condition(nw_proto=6, tp_dst=PortRange(start=22, end=22)))  # fmt: skip
+                        condition=Condition(nw_proto=6, tp_dst=PortRange(start=22, end=22)),
+                        )  # fmt: skip
         self.deny = Rule(tenant_id=t, chain_id=self.to_vm1.id, name="deny",
                          action=RuleAction.DROP)  # fmt: skip
         self.to_vm1 = Chain(id=self.to_vm1.id, tenant_id=t, name="to-vm1",
@@ -281,7 +282,8 @@ def test_tcp_forgotten_after_fin_both_ways_and_udp_after_its_timeout() -> None:
     assert len(table) == 0
     key = ConnectionKey(z, 17, ip("10.0.0.1"), 1, ip("10.0.0.2"), 2)
     table.commit([Connection(key, Direction.FORWARD)], [], 0.0)
-    assert table.expire(59.0) == [] and len(table.expire(60.0)) == 1
+    assert table.expire(59.0) == []
+    assert len(table.expire(60.0)) == 1
 
 
 def test_the_table_is_bounded_and_evicts_whole_connections() -> None:
@@ -298,7 +300,8 @@ def test_the_table_is_bounded_and_evicts_whole_connections() -> None:
     assert table.counters.ct_evicted == 15
     for n in range(15, 20):  # the newest five connections, both keys of each
         fwd = ConnectionKey(z, 17, ip("10.0.0.1"), n, ip("10.0.0.2"), 53)
-        assert table.connection(fwd) is not None and table.connection(fwd.reversed()) is not None
+        assert table.connection(fwd) is not None
+        assert table.connection(fwd.reversed()) is not None
 
 
 def test_state_from_outside_the_tunnel_zone_or_malformed_is_counted_and_dropped() -> None:
@@ -351,13 +354,15 @@ def test_the_wire_and_the_snapshot_round_trip(family: str) -> None:
     frames = flowstate.encode(
         H1, 7, [(flowstate.OP_UPSERT, g) for g in groups], table.timeouts, 1.0
     )
-    assert len(frames) > 1 and all(len(f) <= 1450 for f in frames)
+    assert len(frames) > 1
+    assert all(len(f) <= 1450 for f in frames)
     other = FlowStateTable()
     for frame in frames:
         message = flowstate.decode(frame)
         assert message.sender == H1
         for op, entries, ttl, fwd_flags, ret_flags in message.groups:
-            assert op == flowstate.OP_UPSERT and ttl == pytest.approx(7200.0)
+            assert op == flowstate.OP_UPSERT
+            assert ttl == pytest.approx(7200.0)
             other.upsert(entries, H1, ttl, fwd_flags, ret_flags, 1.0)
     assert len(other) == len(table) == 200
     restored = FlowStateTable()
@@ -379,7 +384,8 @@ def test_a_generated_reject_answer_counts_as_return_traffic() -> None:
     out = cloud.send(H1, cloud.vm1, tcp(VM1, VM2, "10.0.0.1", "10.0.0.2", 40000, 80, SYN))
     assert len(out) == 1  # the RST, back to vm1 through its replies-only chain
     packet = Packet.parse(out[0])
-    assert isinstance(packet.transport, TCP) and packet.transport.flags & RST
+    assert isinstance(packet.transport, TCP)
+    assert packet.transport.flags & RST
 
 
 def test_an_icmp_error_about_a_tracked_connection_is_related() -> None:
@@ -419,7 +425,8 @@ def test_used_connections_are_refreshed_both_ways_without_simulating() -> None:
             h2.expire(cloud.now)
             cloud.pump()
     assert h1.counters.simulations + h2.counters.simulations == simulations + 1  # the first reply
-    assert len(h1.flowstate) == 2 and len(h2.flowstate) == 2
+    assert len(h1.flowstate) == 2
+    assert len(h2.flowstate) == 2
     assert h2.flowstate.counters.state_sent >= 5  # refreshes from the reply's host
     # then silence: both forget it, and say so
     for second in range(200, 400, 5):
@@ -427,7 +434,8 @@ def test_used_connections_are_refreshed_both_ways_without_simulating() -> None:
         h1.expire(cloud.now)
         h2.expire(cloud.now)
         cloud.pump()
-    assert len(h1.flowstate) == 0 and len(h2.flowstate) == 0
+    assert len(h1.flowstate) == 0
+    assert len(h2.flowstate) == 0
     assert cloud.send(H2, cloud.vm3, reply) == []
 
 
