@@ -128,7 +128,56 @@ def simulation(quick: bool, raw: dict[str, Any]) -> list[dict[str, Any]]:
     raw["megaflow_hits_per_s"] = hits
     rows.append(row("simulation", "megaflow cache hits/s (router path)", hits, "1/s", base,
                     "extract_match/s"))  # fmt: skip
+    rows += conntrack(quick, raw, base)
     return rows
+
+
+def conntrack(quick: bool, raw: dict[str, Any], extract_rate: float) -> list[dict[str, Any]]:
+    """The flow-state table at 100,000 connections: memory, lookups/s, commits/s."""
+    import resource
+    import uuid as uuid_
+    from ipaddress import IPv4Address
+
+    from tenet.agent.flowstate import FlowStateTable
+    from tenet.simulation.state import Connection, ConnectionKey, Direction
+
+    count = 10_000 if quick else 100_000
+    zone = uuid_.uuid4()
+    a, b = IPv4Address("10.0.0.1"), IPv4Address("10.0.1.3")
+    keys = [ConnectionKey(zone, 6, a, 1024 + n % 60000, b, 1 + n // 60000) for n in range(count)]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    table = FlowStateTable()
+    for key in keys:
+        pair = (Connection(key, Direction.FORWARD), Connection(key.reversed(), Direction.RETURN))
+        table.commit(pair, (), 1.0)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    sample = keys[:: max(1, count // 1000)]
+    seconds = 0.3 if quick else 2.0
+    lookups = bench_simulation.rate(lambda: [table.connection(k) for k in sample], seconds)
+    lookups *= len(sample)
+    spare = [ConnectionKey(zone, 17, a, n, b, 53) for n in range(1000)]
+
+    def commit() -> None:
+        for key in spare:
+            table.commit((Connection(key, Direction.FORWARD),), (), 2.0)
+        table.delete(spare)
+
+    commits = bench_simulation.rate(commit, seconds) * len(spare)
+    raw["conntrack"] = {
+        "connections": count,
+        "entries": len(table),
+        "rss_growth_mb": round(grown_mb, 1),
+        "lookups_per_s": round(lookups),
+        "commits_per_s": round(commits),
+    }
+    return [
+        row("conntrack", f"agent RSS growth for {count:,} tracked connections", grown_mb, "MB",
+            None, "", "lower"),
+        row("conntrack", f"lookups/s at {count:,} connections", lookups, "1/s", extract_rate,
+            "extract_match/s"),
+        row("conntrack", "connections committed and deleted/s", commits, "1/s", extract_rate,
+            "extract_match/s"),
+    ]  # fmt: skip
 
 
 def datapath(quick: bool, raw: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,10 @@ for three paths:
 * bridge -> router -> bridge: VM to VM across a router (TTL decrement, MAC
   rewrites, next hop resolved from the destination VM port);
 * the same with a 50-rule chain on the ingress port: 49 rules that do not match
-  (each reads the protocol and the destination port), then an accept.
+  (each reads the protocol and the destination port), then an accept;
+* the same with a stateful chain instead (a security group's shape: "replies
+  accept", then an accept): the first packet of a new connection, looked up in the
+  flow state (a miss) and committed.
 
 The baseline, measured in the same run, is ``extract_match`` on the same frame:
 parsing the flow match is what every upcall pays anyway, so the ratio says how
@@ -33,6 +36,7 @@ from tenet.model import (
     Bridge,
     Chain,
     Condition,
+    CtState,
     DeviceType,
     Host,
     Port,
@@ -96,7 +100,7 @@ def _router_port(pid: uuid.UUID, mac: str, cidr: str, peer: uuid.UUID) -> Port:
     )
 
 
-def topology(*, chain: bool) -> list[Record]:
+def topology(*, chain: bool, stateful: bool = False) -> list[Record]:
     """br-a (vm1, vm2) -- router -- br-b (vm3), all on the local host."""
     link = {"device_type": DeviceType.BRIDGE, "tenant_id": TENANT}
     recs: list[Record] = [
@@ -109,7 +113,9 @@ def topology(*, chain: bool) -> list[Record]:
         Bridge(id=BR_A, tenant_id=TENANT, name="br-a", tunnel_key=5001),
         Bridge(id=BR_B, tenant_id=TENANT, name="br-b", tunnel_key=5002),
         Router(id=ROUTER, tenant_id=TENANT, name="r1"),
-        _bridge_port(VM1, BR_A, MAC1, "10.0.0.1", inbound_chain_id=CHAIN if chain else None),
+        _bridge_port(
+            VM1, BR_A, MAC1, "10.0.0.1", inbound_chain_id=CHAIN if chain or stateful else None
+        ),
         _bridge_port(VM2, BR_A, MAC2, "10.0.0.2"),
         _bridge_port(VM3, BR_B, MAC3, "10.0.1.3"),
         Port(id=A_R, name="a-r", device_id=BR_A, peer_id=R_A, tunnel_key=90, **link),  # type: ignore[arg-type]
@@ -121,6 +127,16 @@ def topology(*, chain: bool) -> list[Record]:
         PortBinding(id=uid(100 + n), port_id=pid, host_id=HOST, interface=f"tap{n}")
         for n, pid in enumerate((VM1, VM2, VM3))
     ]
+    if stateful:
+        replies = Rule(
+            id=uid(3000),
+            tenant_id=TENANT,
+            name="replies",
+            chain_id=CHAIN,
+            condition=Condition(ct_state=CtState.RETURN),
+        )
+        allow = Rule(id=uid(3001), tenant_id=TENANT, name="allow", chain_id=CHAIN)
+        recs += [replies, allow, Chain(id=CHAIN, tenant_id=TENANT, rule_ids=(replies.id, allow.id))]
     if chain:
         rules = [
             Rule(
@@ -164,6 +180,7 @@ def rate(call: Callable[[], object], seconds: float) -> float:
 def figures(seconds: float) -> list[dict[str, object]]:
     plain = TopologyView.build(topology(chain=False), HOST)
     chained = TopologyView.build(topology(chain=True), HOST)
+    stateful = TopologyView.build(topology(chain=False, stateful=True), HOST)
     state = DictState()
     l2 = frame(MAC2, "10.0.0.2")
     l3 = frame(MAC_RA, "10.0.1.3")
@@ -171,6 +188,7 @@ def figures(seconds: float) -> list[dict[str, object]]:
         ("one bridge hop (known MAC)", plain, l2),
         ("bridge -> router -> bridge", plain, l3),
         (f"the same + {CHAIN_RULES}-rule ingress chain", chained, l3),
+        ("the same + a stateful chain (new connection, tracked)", stateful, l3),
     ]
     rows: list[dict[str, object]] = []
     for name, view, data in paths:
