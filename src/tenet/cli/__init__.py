@@ -295,11 +295,15 @@ def trace(
     sport: Annotated[int | None, typer.Option(help="source port")] = None,
     dport: Annotated[int | None, typer.Option(help="destination port")] = None,
     ttl: Annotated[int | None, typer.Option(help="IP TTL")] = None,
+    ct_state: Annotated[
+        str | None,
+        typer.Option(help="the connection state to assume: new, established or return"),
+    ] = None,
 ) -> None:
     """Simulate a packet entering PORT, hop by hop, as an agent would."""
     body: dict[str, Any] = {"ingress_port_id": port, "ip_dst": dst, "protocol": proto}
     for key, value in (("ip_src", src), ("src_port", sport), ("dst_port", dport),
-                       ("ttl", ttl)):  # fmt: skip
+                       ("ttl", ttl), ("ct_state", ct_state)):  # fmt: skip
         if value is not None:
             body[key] = value
     result = client().call("POST", "/v1/trace", body)

@@ -40,6 +40,7 @@ from tenet.packets import (
 )
 from tenet.packets.l4 import TCP_SYN
 from tenet.simulation import DictState, SimulationResult, TopologyView, simulate
+from tenet.simulation.state import Connection, ConnectionKey, Direction
 from tenet.store.base import KeyValue, Store
 from tenet.store.keys import arp_prefix, mac_prefix, prefix_end
 from tenet.store.objects import ObjectStore
@@ -48,6 +49,8 @@ from tenet.store.reach import Reach
 IPAddr = IPv4Address | IPv6Address
 Protocol = Literal["icmp", "tcp", "udp"]
 PROTOCOLS: tuple[Protocol, ...] = ("icmp", "tcp", "udp")
+CtStateName = Literal["new", "established", "return"]
+CT_STATES: tuple[CtStateName, ...] = ("new", "established", "return")
 CHUNK = 256  # learned entries per range read
 
 
@@ -65,6 +68,9 @@ class Probe:
     src_port: int = 40000
     dst_port: int = 80
     ttl: int = 64
+    # the connection state to assume (an agent knows its connections; the API does
+    # not): "new", "established" (a forward entry) or "return" (a reply)
+    ct_state: CtStateName = "new"
 
 
 def trace(objects: ObjectStore, probe: Probe, now: float) -> SimulationResult:
@@ -74,7 +80,21 @@ def trace(objects: ObjectStore, probe: Probe, now: float) -> SimulationResult:
     records = Reach(objects, host_id).load_from(Port, port.id)
     view = TopologyView.build(records.values(), host_id)
     frame = build_frame(probe, port, view)
-    return simulate(frame, port.id, view, learned(objects.store, view), now)
+    state = learned(objects.store, view)
+    if probe.ct_state != "new":
+        state = Assumed(state, probe.ct_state)
+    return simulate(frame, port.id, view, state, now)
+
+
+class Assumed(DictState):
+    """Learned state, and every connection lookup answered as ``ct_state`` says."""
+
+    def __init__(self, inner: DictState, ct_state: CtStateName) -> None:
+        super().__init__(inner.macs, inner.arps, inner.failed)
+        self.direction = Direction.RETURN if ct_state == "return" else Direction.FORWARD
+
+    def connection(self, key: ConnectionKey) -> Connection | None:
+        return Connection(key, self.direction)
 
 
 def binding_host(objects: ObjectStore, port_id: uuid.UUID) -> uuid.UUID | None:

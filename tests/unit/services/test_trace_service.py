@@ -12,11 +12,16 @@ from tenet.clock import FakeClock
 from tenet.errors import ValidationError
 from tenet.model import (
     Bridge,
+    Chain,
+    Condition,
+    CtState,
     DeviceType,
     Host,
     Port,
     PortBinding,
     Router,
+    Rule,
+    RuleAction,
     Tenant,
     TunnelZone,
     TunnelZoneMember,
@@ -121,3 +126,25 @@ def test_an_unbound_port_is_traced_from_no_host() -> None:
     result = trace(o, Probe(port.id, IP("10.0.0.5"), protocol="tcp"), now=5.0)
     assert result.verdict is Verdict.FORWARD
     assert any(isinstance(a, OutputTunnel) and a.port_id == ids["vm1"] for a in result.actions)
+
+
+@pytest.mark.parametrize(
+    ("ct_state", "verdict"),
+    [("new", Verdict.DROP), ("established", Verdict.DROP), ("return", Verdict.FORWARD)],
+)
+def test_a_trace_assumes_the_connection_state_it_is_told(ct_state: str, verdict: Verdict) -> None:
+    """vm2 takes only replies; the trace says which state it assumed and which rule."""
+    o, ids = world()
+    vm2 = o.get(Port, ids["vm2"]).record
+    chain = o.create(Chain(tenant_id=vm2.tenant_id, name="replies-only")).record
+    o.create(Rule(tenant_id=vm2.tenant_id, chain_id=chain.id, name="replies",
+                  condition=Condition(ct_state=CtState.RETURN)))  # fmt: skip
+    o.create(Rule(tenant_id=vm2.tenant_id, chain_id=chain.id, name="deny",
+                  action=RuleAction.DROP))  # fmt: skip
+    o.patch(Port, vm2.id, {"outbound_chain_id": str(chain.id)})
+    probe = Probe(ids["vm1"], IP("10.0.0.6"), protocol="tcp", ct_state=ct_state)  # type: ignore[arg-type]
+    result = trace(o, probe, now=5.0)
+    assert result.verdict is verdict
+    text = result.trace_text()
+    assert f": {ct_state}" in text
+    assert ("replies" if ct_state == "return" else "deny") in text

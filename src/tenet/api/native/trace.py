@@ -22,7 +22,7 @@ from tenet.errors import PacketError, ValidationError
 from tenet.model import Port
 from tenet.packets import mac_from_str
 from tenet.services import trace as service
-from tenet.services.trace import PROTOCOLS, Probe
+from tenet.services.trace import CT_STATES, PROTOCOLS, Probe
 from tenet.simulation import SimulationResult
 
 router = APIRouter()
@@ -37,6 +37,7 @@ PROPERTIES: dict[str, dict[str, Any]] = {
     "src_port": {"type": "integer", "minimum": 0, "maximum": 65535},
     "dst_port": {"type": "integer", "minimum": 0, "maximum": 65535},
     "ttl": {"type": "integer", "minimum": 1, "maximum": 255},
+    "ct_state": {"type": "string", "enum": list(CT_STATES)},
 }
 TRACE_BODY = {
     "type": "object",
@@ -67,6 +68,9 @@ def probe_of(body: dict[str, Any]) -> Probe:
     protocol = body.get("protocol", "icmp")
     if protocol not in PROTOCOLS:
         raise ValidationError("protocol", "must be icmp, tcp or udp")
+    ct_state = body.get("ct_state", "new")
+    if ct_state not in CT_STATES:
+        raise ValidationError("ct_state", "must be new, established or return")
     numbers: dict[str, int] = {}
     for name, (low, high) in LIMITS.items():
         value = body.get(name, DEFAULTS[name])
@@ -85,6 +89,7 @@ def probe_of(body: dict[str, Any]) -> Probe:
         eth_src=_mac(body, "eth_src"),
         eth_dst=_mac(body, "eth_dst"),
         protocol=protocol,
+        ct_state=ct_state,
         **numbers,
     )
 
