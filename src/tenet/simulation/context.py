@@ -33,7 +33,7 @@ BytesField = Literal[
 ]  # fmt: skip
 IntField = Literal[
     "in_port", "tunnel_key", "vlan", "vlan_inner", "eth_type", "ip_proto", "ip_tos", "ip_ttl",
-    "ip_frag", "l4_src", "l4_dst", "tcp_flags", "arp_op",
+    "ip_frag", "l4_src", "l4_dst", "tcp_flags", "arp_op", "icmp_id",
 ]  # fmt: skip
 Field = BytesField | IntField
 Rewritable = Literal["eth_src", "eth_dst", "ip_src", "ip_dst", "l4_src", "l4_dst"]
