@@ -46,6 +46,7 @@ class SoftFlow:
     bytes: int = 0
     last_used: float = 0.0
     ttl_above: int | None = None  # a loose flow's TTL floor (the kernel datapath's)
+    tcp_flags: int = 0  # the OR of the TCP flags of the frames it forwarded
 
 
 def soft_flow(actions: Sequence[DpAction], vxlan_port: int, now: float = 0.0) -> SoftFlow:
