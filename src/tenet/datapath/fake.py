@@ -23,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from tenet.datapath.base import STATE_VNI, DpAction, FlowStats, Upcall
+from tenet.datapath.pytx import loose_key
 from tenet.datapath.upcalls import UpcallQueue
 from tenet.errors import PacketError
 from tenet.packets import FlowMatch, extract_match
@@ -46,7 +48,7 @@ class FakeDatapath:
     failure: BaseException | None = None
     _next: int = 1
     _stale_keys: set[int] = field(default_factory=set)
-    _loose_owner: dict[FlowMatch, FlowMatch] = field(default_factory=dict)  # by loose key
+    _loose_owner: dict[tuple[Any, ...], FlowMatch] = field(default_factory=dict)  # by loose key
 
     @classmethod
     def with_previous_run(
@@ -76,11 +78,11 @@ class FakeDatapath:
         self._unloose(match)
         if ttl_above is not None:
             self.loose[match] = ttl_above
-            self._loose_owner[_loose_key(match)] = match  # the last one installed owns it
+            self._loose_owner[loose_key(match)] = match  # the last one installed owns it
 
     def _unloose(self, match: FlowMatch) -> None:
         if self.loose.pop(match, None) is not None:
-            key = _loose_key(match)
+            key = loose_key(match)
             if self._loose_owner.get(key) == match:
                 del self._loose_owner[key]
 
@@ -137,7 +139,7 @@ class FakeDatapath:
         loose flow with its loose key if its TTL is above that flow's floor."""
         if match in self.flows:
             return match
-        owner = self._loose_owner.get(_loose_key(match))
+        owner = self._loose_owner.get(loose_key(match))
         if owner is None:
             return None
         floor = self.loose[owner]
@@ -179,8 +181,3 @@ class FakeDatapath:
         upcall = Upcall(port_no, frame, extract_match(frame, port_no))
         self.queue.put(upcall)
         return upcall
-
-
-def _loose_key(match: FlowMatch) -> FlowMatch:
-    """What a loose flow matches on: everything but the TCP flags and the TTL."""
-    return match._replace(tcp_flags=0, ip_ttl=0)

@@ -8,7 +8,15 @@ one worker thread that moves frames::
       K is STATE_VNI (flow state)?        -> upcall (with H), never forwarded
       K mapped to a local port?           -> send there, done (egress host)
       flow table[extract_match(frame)]     -> apply the compiled actions, count
+      else loose flows[loose_key(match)],
+        its TTL above the flow's floor     -> the same
       otherwise                            -> upcall (bounded, fair), dropped here
+
+A loose flow (``install(..., ttl_above=n)``) serves every frame that differs from
+its match only in the TCP flags and in a TTL above its floor, as in the kernel
+datapath, so a TCP connection is one flow per direction whose TCP flags are OR-ed
+(what connection tracking reads to see a close). The exact table is looked up
+first: a frame of the packet a flow was installed from costs one lookup.
 
 Actions are compiled once, at install (:mod:`tenet.datapath.pytx`, over the one
 interpreter of :mod:`tenet.packets.actions`), so the per-packet work is one match
@@ -27,9 +35,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from tenet.datapath.base import STATE_VNI, DpAction, FlowStats, Upcall
-from tenet.datapath.pytx import BURST, PythonSender, SoftFlow, deep_buffers, soft_flow
+from tenet.datapath.pytx import (
+    BURST,
+    PythonSender,
+    SoftFlow,
+    deep_buffers,
+    loose_key,
+    soft_flow,
+)
 from tenet.datapath.upcalls import UpcallQueue
 from tenet.errors import PacketError
 from tenet.packets import FlowMatch, extract_match
@@ -62,6 +78,7 @@ class UserspaceDatapath:
         self.vxlan_port = vxlan_port
         self.counters = Counters()
         self._flows: dict[FlowMatch, SoftFlow] = {}
+        self._loose: dict[tuple[Any, ...], SoftFlow] = {}  # loose_key -> its owner's flow
         self._tunnel_ports: dict[int, int] = {}
         self._names: dict[int, str] = {}
         self._next_port = 1
@@ -120,15 +137,26 @@ class UserspaceDatapath:
     def install(
         self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
     ) -> None:
-        # exact always (ttl_above is ignored): a second lookup per packet for loose flows
-        # costs Python more than the few upcalls per TCP connection it would spare
         flow = soft_flow(actions, self.vxlan_port, time.monotonic())
+        flow.ttl_above = ttl_above
         with self._lock:
+            old = self._flows.get(match)
             self._flows[match] = flow
+            if ttl_above is not None:  # the last one installed owns the loose key
+                self._loose[loose_key(match)] = flow
+            elif old is not None and old.ttl_above is not None:
+                self._unloose(match, old)
+
+    def _unloose(self, match: FlowMatch, flow: SoftFlow) -> None:
+        key = loose_key(match)
+        if self._loose.get(key) is flow:
+            del self._loose[key]
 
     def delete(self, match: FlowMatch) -> FlowStats | None:
         with self._lock:
             flow = self._flows.pop(match, None)
+            if flow is not None and flow.ttl_above is not None:
+                self._unloose(match, flow)
         if flow is None:
             return None
         return FlowStats(match, flow.packets, flow.bytes, flow.last_used, flow.tcp_flags)
@@ -241,6 +269,10 @@ class UserspaceDatapath:
             self.counters.malformed += 1
             return
         flow = None if state else self._flows.get(match)
+        if flow is None and self._loose and not state:
+            flow = self._loose.get(loose_key(match))
+            if flow is not None and flow.ttl_above and match.ip_ttl <= flow.ttl_above:
+                flow = None  # it runs out on the way: the agent's simulation answers it
         if flow is None:
             self.counters.misses += 1
             src = IPv4Address(source) if source else None
