@@ -18,9 +18,11 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from tenet.datapath.base import STATE_VNI
 from tenet.packets import (
     ARP,
     BROADCAST_MAC,
+    ICMP,
     TCP,
     UDP,
     Ethernet,
@@ -46,7 +48,7 @@ RUNNING: list[subprocess.Popen[str]] = []
 DRIVER = """
     import json, os, sys, time
     from ipaddress import IPv4Address
-    from tenet.datapath.base import Output, Tunnel
+    from tenet.datapath.base import STATE_VNI, Output, Tunnel
     from tenet.datapath.kernel import KernelDatapath
     from tenet.datapath.userspace import UserspaceDatapath
     from tenet.packets import extract_match
@@ -61,12 +63,22 @@ DRIVER = """
         dp.set_tunnel_port(key, ports[index])
     print(json.dumps(ports), flush=True)
     sys.stdin.readline()
+    for frame, actions in plan.get("execute", []):
+        dp.execute(bytes.fromhex(frame), 0, eval(actions))
     deadline = time.monotonic() + plan.get("collect", 0)
     upcalls = []
     while time.monotonic() < deadline:
-        upcalls += [[u.port_no, u.match.l4_src, u.match.ip_ttl] for u in dp.upcalls(0.1)]
-    flows = [[f.packets, f.bytes] for f in dp.dump()]
-    print(json.dumps({{"stats": dp.stats(), "flows": flows, "upcalls": upcalls}}), flush=True)
+        upcalls += [
+            [u.port_no, u.match.l4_src, u.match.ip_ttl, u.tunnel_key, str(u.tunnel_src),
+             u.match.icmp_id, u.frame.hex()]
+            for u in dp.upcalls(0.1)
+        ]
+    dumped = dp.dump()
+    flows = [[f.packets, f.bytes] for f in dumped]
+    report = {{"stats": dp.stats(), "flows": flows, "upcalls": upcalls,
+              "tcp_flags": [f.tcp_flags for f in dumped],
+              "icmp_ids": [f.match.icmp_id for f in dumped]}}
+    print(json.dumps(report), flush=True)
     dp.close()
 """
 
@@ -332,11 +344,8 @@ def test_an_ipv6_flow_rewrites_and_forwards(lab: Lab, backend: str) -> None:
         assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]
 
 
-# loose flows (Datapath.install's ttl_above): the kernel matches one flow for every TCP
-# flag and every TTL above the floor; the userspace datapath matches exactly (allowed)
-LOOSE = {"kernel": True, "userspace": False}
-
-
+# loose flows (Datapath.install's ttl_above): one flow for every TCP flag and every TTL
+# above the floor, on both datapaths
 def test_a_loose_flow_serves_other_flags_and_ttls_but_never_one_that_runs_out(
     lab: Lab, backend: str
 ) -> None:
@@ -365,15 +374,126 @@ def test_a_loose_flow_serves_other_flags_and_ttls_but_never_one_that_runs_out(
     got = captured(cap)
     report = driver.finish()
     upcall_ttls = sorted(u[2] for u in report["upcalls"] if u[1] == 40000)  # type: ignore[union-attr]
-    if LOOSE[backend]:
-        (out,) = got
-        pkt = Packet.parse(out)
-        assert isinstance(pkt.net, IPv4)
-        assert (pkt.payload, pkt.net.ttl) == (b"conformance-loose-ack", 19)
-        assert header_checksum_ok(out[14:])
-        assert upcall_ttls == [1]
-        assert report["flows"] == [[1, len(ack)]]
+    (out,) = got
+    pkt = Packet.parse(out)
+    assert isinstance(pkt.net, IPv4)
+    assert (pkt.payload, pkt.net.ttl) == (b"conformance-loose-ack", 19)
+    assert header_checksum_ok(out[14:])
+    assert upcall_ttls == [1]
+    assert report["flows"] == [[1, len(ack)]]
+    if backend == "kernel":
         assert report["stats"]["kernel_hits"] == 1  # type: ignore[index]
-    else:
-        assert got == []
-        assert upcall_ttls == [1, 20]
+
+
+# -- what connection tracking reads: TCP flags seen, echo identifiers, flow state -------
+
+
+def test_a_loose_flow_ors_the_tcp_flags_of_a_connection(lab: Lab, backend: str) -> None:
+    """SYN, data and FIN of one connection through the loose flow installed from its
+    SYN: the flow's tcp_flags in dump() is the OR of what it carried."""
+    ns, address, vm1, vm2 = one_host(lab)
+    eth = Ethernet(mac_from_str(vm2.mac), mac_from_str(vm1.mac), 0x0800)
+
+    def tcp(flags: int, payload: bytes, ttl: int = 64) -> bytes:
+        ip = IPv4(IPv4Address(vm1.ip), IPv4Address(vm2.ip), 6, ttl=ttl)
+        return Packet(eth, ip, TCP(40001, 80, flags=flags), payload).build()
+
+    syn = tcp(0x02, b"conformance-flags-syn")
+    data = tcp(0x18, b"conformance-flags-data", ttl=63)  # PSH|ACK
+    fin = tcp(0x11, b"conformance-flags-fin")  # FIN|ACK
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {
+            "ports": [vm1.host_if, vm2.host_if],
+            "flows": [[syn.hex(), "[Output(ports[1])]", 1]],
+            "collect": 1,
+        },
+    )
+    cap = capture(vm2, 2, b"conformance-flags")
+    send(vm1, syn, data, fin)
+    assert captured(cap) == [syn, data, fin]
+    report = driver.finish()
+    assert [u for u in report["upcalls"] if u[1] == 40001] == []  # type: ignore[union-attr]
+    assert report["flows"] == [[3, len(syn) + len(data) + len(fin)]]
+    assert report["tcp_flags"] == [0x02 | 0x18 | 0x11]
+    if backend == "kernel":  # the kernel ORed them, not the Python side
+        assert report["stats"]["kernel_hits"] == 3  # type: ignore[index]
+
+
+def test_pings_with_other_identifiers_are_other_flows(lab: Lab, backend: str) -> None:
+    """A flow installed for echo identifier 1 (loose: any TTL) forwards identifier 1 and
+    hands identifier 2, the same hosts' other ping, to the agent."""
+    ns, address, vm1, vm2 = one_host(lab)
+    eth = Ethernet(mac_from_str(vm2.mac), mac_from_str(vm1.mac), 0x0800)
+    ip = IPv4(IPv4Address(vm1.ip), IPv4Address(vm2.ip), 1)
+
+    def ping(ident: int, seq: int) -> bytes:
+        return Packet(eth, ip, ICMP.echo_request(ident, seq), b"conformance-ping").build()
+
+    driver = Driver(
+        backend,
+        ns,
+        address,
+        {
+            "ports": [vm1.host_if, vm2.host_if],
+            "flows": [[ping(1, 1).hex(), "[Output(ports[1])]", 0]],
+            "collect": 1.5,
+        },
+    )
+    cap = capture(vm2, 1.5, b"conformance-ping")
+    send(vm1, ping(1, 2), ping(2, 1))
+    assert captured(cap) == [ping(1, 2)]
+    report = driver.finish()
+    assert report["icmp_ids"] == [1]
+    assert report["flows"] == [[1, len(ping(1, 2))]]
+    ours = [u for u in report["upcalls"] if u[6] == ping(2, 1).hex()]  # type: ignore[union-attr]
+    assert [(u[0], u[1], u[5]) for u in ours] == [(driver.ports[0], 8, 2)]
+
+
+def test_a_state_frame_reaches_the_other_hosts_agent(lab: Lab, backend: str) -> None:
+    """execute(frame, 0, [Tunnel(B, STATE_VNI)]) on host A: VXLAN with that VNI on the
+    wire; on host B never forwarded (not even to a port mapped to the VNI), but an
+    upcall with tunnel_key STATE_VNI and tunnel_src A, before the tunnelled upcall
+    sent after it."""
+    ns1, addr1 = lab.add_host()
+    ns2, addr2 = lab.add_host()
+    vm1 = lab.add_vm(ns1, "02:00:00:00:00:01", "10.0.0.1/24")
+    vm3 = lab.add_vm(ns2, "02:00:00:00:00:03", "10.0.0.3/24")
+    state = udp(vm1, vm3, b"conformance-state", sport=4001)
+    after = udp(vm1, vm3, b"conformance-state-after", sport=4002)
+    receiver = Driver(
+        backend,
+        ns2,
+        addr2,
+        {"ports": [vm3.host_if], "tunnel_ports": [[STATE_VNI, 0]], "collect": 2},
+    )
+    sender = Driver(
+        backend,
+        ns1,
+        addr1,
+        {
+            "ports": [vm1.host_if],
+            "execute": [
+                [state.hex(), f"[Tunnel(IPv4Address('{addr2}'), STATE_VNI)]"],
+                [after.hex(), f"[Tunnel(IPv4Address('{addr2}'), 78)]"],
+            ],
+        },
+    )
+    cap = capture(vm3, 2, b"conformance-state")
+    wire = capture(ns2, 2, b"conformance-state", ifname="ul0")
+    sent = sender.finish()
+    got = receiver.finish()
+    assert captured(cap) == []  # never forwarded
+    outer = [Packet.parse(f) for f in captured(wire)]
+    assert len(outer) == 2
+    first = outer[0]
+    assert isinstance(first.net, IPv4)
+    assert (first.net.src, first.net.dst) == (addr1, addr2)
+    assert VXLAN.parse(first.payload) == (VXLAN(STATE_VNI), state)
+    assert sent["stats"]["tunnel_tx"] == 2  # type: ignore[index]
+    tunnelled = [(u[3], u[4], u[6]) for u in got["upcalls"] if u[0] == 0]  # type: ignore[union-attr,index]
+    assert tunnelled == [(STATE_VNI, str(addr1), state.hex()), (78, str(addr1), after.hex())]
+    local = [u for u in got["upcalls"] if u[0] != 0]  # type: ignore[union-attr,index]
+    assert all(u[3:5] == [0, "None"] for u in local), local  # a VM's frame: no tunnel source

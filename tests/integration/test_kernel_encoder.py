@@ -40,6 +40,7 @@ from tenet.datapath.kernel import (
     kernel_key,
     kernel_value,
     unsupported,
+    value_stats,
 )
 from tenet.datapath.kernel.maps import checked
 from tenet.datapath.libbpf import BpfMap, BpfObject, Btf, RingBuffer, prog_test_run
@@ -116,7 +117,7 @@ class Program:
         self.ring.consume()
         handed = []
         for record in self.records:
-            in_port, _, length, reason, _, _ = UPCALL.unpack_from(record)
+            in_port, _, length, reason, _, _, _ = UPCALL.unpack_from(record)
             handed.append((reason, in_port, record[UPCALL.size : UPCALL.size + length]))
         return Ran(ran.retval, ran.data, handed)
 
@@ -184,7 +185,9 @@ def build(version: int, proto: str, ttl: int, fields: dict[str, Any]) -> bytes:
     elif proto.startswith("udp"):
         l4 = UDP(f["sport"], f["dport"])
     else:
-        l4 = ICMP(f["icmp_type"]) if version == 4 else ICMPv6(f["icmp_type"] + 120)
+        # an echo's identifier is in the key: the program must read it where Python does
+        kind, rest = f["icmp_type"], f["icmp_rest"]
+        l4 = ICMP(kind, 0, rest) if version == 4 else ICMPv6(kind + 120, 0, rest)
     frame = Packet(eth, net, l4, f["payload"]).build()
     if proto == "udp-no-checksum":  # IPv4 lets UDP go without one: 0 in the field
         frame = frame[:40] + b"\0\0" + frame[42:]
@@ -206,7 +209,9 @@ header_fields = st.fixed_dictionaries(
         "dport": ports,
         "seq": st.integers(0, 2**32 - 1),
         "tcp_flags": st.integers(0, 0x1FF),
-        "icmp_type": st.sampled_from([0, 8]),  # echo reply, request (ICMPv6: 120 more)
+        # echo reply, request, timestamp (ICMPv6: 120 more: -, echo request, router solicit)
+        "icmp_type": st.sampled_from([0, 8, 13]),
+        "icmp_rest": st.integers(0, 2**32 - 1),  # an echo's identifier and sequence
         "payload": st.binary(max_size=48),
     }
 )
@@ -294,6 +299,7 @@ SAMPLE = {
     "seq": 1,
     "tcp_flags": 0x18,
     "icmp_type": 8,
+    "icmp_rest": 0x1234_0001,
     "payload": b"0123456789",
 }
 EACH_KIND = [
@@ -355,3 +361,45 @@ def test_a_rewrite_after_an_output_is_left_to_the_agent(program: Program) -> Non
     out = Output(program.out_port)
     ran = program.run(frame, [out, SetEthDst(b"\x06" * 6), out], None)
     assert (ran.retval, ran.handed_over) == (TC_ACT_SHOT, [(R_USERSPACE, program.in_port, frame)])
+
+
+def test_a_loose_flow_ors_the_tcp_flags_of_the_frames_it_serves(program: Program) -> None:
+    """SYN, data, FIN through one loose flow: its tcp_flags_seen is their OR."""
+    syn = build(4, "tcp", 64, SAMPLE | {"tcp_flags": 0x02})
+    key = kernel_key(extract_match(syn, program.in_port), loose=True)
+    assert key is not None
+    program.flows.update(key, kernel_value([Output(program.out_port)], 0, 0, 1))
+    try:
+        for flags, ttl in ((0x02, 64), (0x18, 63), (0x10, 9), (0x11, 64)):
+            frame = build(4, "tcp", ttl, SAMPLE | {"tcp_flags": flags})
+            ran = program.inside.submit(prog_test_run, program.fd, frame, program.ctx).result()
+            assert ran.retval == TC_ACT_REDIRECT
+        value = program.flows.lookup(key)
+    finally:
+        program.flows.delete(key)
+    assert value is not None
+    packets, _, _, seen = value_stats(value)
+    assert (packets, seen) == (4, 0x02 | 0x18 | 0x10 | 0x01)
+
+
+def test_pings_with_other_identifiers_miss_each_others_flow(program: Program) -> None:
+    """A flow installed for echo identifier 1 does not serve identifier 2: handed over."""
+    one = build(4, "icmp", 64, SAMPLE | {"icmp_rest": 0x0001_0001})
+    two = build(4, "icmp", 64, SAMPLE | {"icmp_rest": 0x0002_0001})
+    ran = program.run(two, [Output(program.out_port)], 0)
+    assert ran.retval == TC_ACT_REDIRECT  # its own flow serves it
+    key = kernel_key(extract_match(one, program.in_port), loose=True)
+    assert key is not None
+    program.flows.update(key, kernel_value([Output(program.out_port)], 0, 0, 0))
+    try:
+        ran = program.inside.submit(prog_test_run, program.fd, two, program.ctx).result()
+        program.records.clear()
+        program.ring.consume()
+    finally:
+        program.flows.delete(key)
+    assert ran.retval == TC_ACT_SHOT
+    [record] = program.records
+    in_port, _, length, reason, _, _, _ = UPCALL.unpack_from(record)
+    assert (reason, in_port, record[UPCALL.size : UPCALL.size + length]) == (
+        R_MISS, program.in_port, two,
+    )  # fmt: skip

@@ -11,6 +11,17 @@ Actions are :mod:`tenet.packets.actions`' vocabulary: header rewrites plus
 :class:`Output` (a local port) and :class:`Tunnel` (VXLAN to a remote host with a
 key), with its semantics (:func:`~tenet.packets.actions.interpret`). An action
 list with no output drops.
+
+Connection tracking asks three things of every datapath: a flow's
+:attr:`FlowStats.tcp_flags` (the OR of the TCP flags of every packet it carried,
+loose flows included, so the agent sees FIN and RST without exact flows); the
+echo identifier in the match (``FlowMatch.icmp_id``); and frames on the reserved
+VNI :data:`STATE_VNI` (flow state between agents, sent with ``execute(frame, 0,
+[Tunnel(peer, STATE_VNI)])``): on the receiving host such a frame is never
+forwarded, whatever the tunnel ports and flows say, but always handed up as an
+:class:`Upcall` with ``tunnel_key=STATE_VNI`` and :attr:`Upcall.tunnel_src`, the
+sender's underlay address; the upcall queue hands them to the agent before any
+upcall queued after them (:mod:`tenet.datapath.upcalls`).
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from tenet.packets import FlowMatch
 from tenet.packets.actions import DpAction, Output, Tunnel
 
 STATE_VNI = 0xFFFFFF
-"""The tunnel key of flow-state messages between agents (no port has it)."""
+"""The VNI of flow-state frames between agents: never a port's tunnel key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,7 @@ class Upcall:
     match: FlowMatch
     tunnel_key: int = 0
     truncated: bool = False  # only the frame's headers: set up its flow, do not send it
-    tunnel_src: IPv4Address | None = None  # the sending host's underlay address (tunnelled)
+    tunnel_src: IPv4Address | None = None  # a tunnelled frame's outer source (its host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +54,7 @@ class FlowStats:
     packets: int
     bytes: int
     last_used: float
-    tcp_flags: int = 0  # the OR of the TCP flags of every packet the flow carried
+    tcp_flags: int = 0  # the OR of the TCP flags of every packet since it was installed
 
 
 class Datapath(Protocol):
@@ -97,4 +108,4 @@ class Datapath(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Datapath", "DpAction", "FlowStats", "Output", "Tunnel", "Upcall"]
+__all__ = ["STATE_VNI", "Datapath", "DpAction", "FlowStats", "Output", "Tunnel", "Upcall"]

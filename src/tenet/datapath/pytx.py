@@ -19,9 +19,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from tenet.errors import PacketError
+from tenet.packets import FlowMatch
 from tenet.packets.actions import DpAction, Output, Program, Tunnel, compile_actions, run
 from tenet.packets.vxlan import VXLAN
 
@@ -46,6 +47,13 @@ class SoftFlow:
     bytes: int = 0
     last_used: float = 0.0
     ttl_above: int | None = None  # a loose flow's TTL floor (the kernel datapath's)
+    tcp_flags: int = 0  # the OR of the TCP flags of the frames it forwarded
+
+
+def loose_key(match: FlowMatch) -> tuple[Any, ...]:
+    """What a loose flow matches on: ``match`` with no TCP flags and no TTL (as a plain
+    tuple, cheaper to make than a FlowMatch; for every frame of a connection the same)."""
+    return (*match[:11], 0, *match[12:15], 0, *match[16:])  # ip_ttl, tcp_flags
 
 
 def soft_flow(actions: Sequence[DpAction], vxlan_port: int, now: float = 0.0) -> SoftFlow:

@@ -5,6 +5,12 @@ takes them round robin across ports, so a VM that floods new flows fills only
 its own queue and cannot starve the others. An upcall that finds its port's
 queue full is dropped and counted against that port. Thread-safe: the datapath
 thread puts, the agent thread takes.
+
+Flow-state frames from other agents (``tunnel_key == STATE_VNI``) have a queue of
+their own, also bounded, that ``take`` empties first: the state a peer sent ahead
+of a connection's packets reaches the agent before any upcall queued after it
+(the reply's, typically), however the ports' turns fall. Their drops are counted
+against port 0 (the tunnel).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from tenet.datapath.base import Upcall
+from tenet.datapath.base import STATE_VNI, Upcall
 
 
 class UpcallQueue:
@@ -22,6 +28,7 @@ class UpcallQueue:
         self.bound = bound
         self._queues: dict[int, deque[Upcall]] = {}
         self._ring: deque[int] = deque()  # ports with something queued, in serving order
+        self._state: deque[Upcall] = deque()  # flow-state frames: served before the rest
         self._ready = threading.Condition()
         self._woken = False
         self.dropped: dict[int, int] = {}
@@ -29,6 +36,8 @@ class UpcallQueue:
     def put(self, upcall: Upcall) -> bool:
         """Queue ``upcall``; False (and counted) when its port's queue is full."""
         with self._ready:
+            if upcall.tunnel_key == STATE_VNI:
+                return self._put_state(upcall)
             queue = self._queues.setdefault(upcall.port_no, deque())
             if len(queue) >= self.bound:
                 self.dropped[upcall.port_no] = self.dropped.get(upcall.port_no, 0) + 1
@@ -38,6 +47,14 @@ class UpcallQueue:
             queue.append(upcall)
             self._ready.notify()
             return True
+
+    def _put_state(self, upcall: Upcall) -> bool:
+        if len(self._state) >= self.bound:
+            self.dropped[upcall.port_no] = self.dropped.get(upcall.port_no, 0) + 1
+            return False
+        self._state.append(upcall)
+        self._ready.notify()
+        return True
 
     def full(self, port_no: int) -> bool:
         """Whether an upcall from ``port_no`` would be dropped now (counted as dropped):
@@ -57,13 +74,15 @@ class UpcallQueue:
             self._ready.notify_all()
 
     def take(self, limit: int, timeout: float) -> list[Upcall]:
-        """Up to ``limit`` upcalls, one port at a time in turn; waits up to ``timeout``
-        (or until :meth:`wake`)."""
+        """Up to ``limit`` upcalls, flow-state frames first, then one port at a time in
+        turn; waits up to ``timeout`` (or until :meth:`wake`)."""
         with self._ready:
-            if not self._ring and not self._woken:
+            if not self._ring and not self._state and not self._woken:
                 self._ready.wait(timeout)
             self._woken = False
             out: list[Upcall] = []
+            while self._state and len(out) < limit:
+                out.append(self._state.popleft())
             while self._ring and len(out) < limit:
                 port = self._ring.popleft()
                 queue = self._queues[port]
@@ -74,4 +93,4 @@ class UpcallQueue:
 
     def __len__(self) -> int:
         with self._ready:
-            return sum(len(q) for q in self._queues.values())
+            return len(self._state) + sum(len(q) for q in self._queues.values())

@@ -4,16 +4,26 @@ One AF_PACKET socket per local port (the host side of a VM's veth), one UDP
 socket for VXLAN on the host's underlay address, an exact-match flow table, and
 one worker thread that moves frames::
 
-    frame in on port P (or VXLAN with key K)
+    frame in on port P (or VXLAN with key K, from host H)
+      K is STATE_VNI (flow state)?        -> upcall (with H), never forwarded
       K mapped to a local port?           -> send there, done (egress host)
       flow table[extract_match(frame)]     -> apply the compiled actions, count
+      else loose flows[loose_key(match)],
+        its TTL above the flow's floor     -> the same
       otherwise                            -> upcall (bounded, fair), dropped here
+
+A loose flow (``install(..., ttl_above=n)``) serves every frame that differs from
+its match only in the TCP flags and in a TTL above its floor, as in the kernel
+datapath, so a TCP connection is one flow per direction whose TCP flags are OR-ed
+(what connection tracking reads to see a close). The exact table is looked up
+first: a frame of the packet a flow was installed from costs one lookup.
 
 Actions are compiled once, at install (:mod:`tenet.datapath.pytx`, over the one
 interpreter of :mod:`tenet.packets.actions`), so the per-packet work is one match
-extraction, one dict lookup, the rewrites if any, and the sends. Malformed frames are counted and
-dropped. The sockets are opened in the network namespace the datapath is
-created in (the agent runs inside its host's namespace).
+extraction, one dict lookup, the rewrites if any, and the sends (and an OR of the
+frame's TCP flags into the flow's, which :meth:`UserspaceDatapath.dump` reports).
+Malformed frames are counted and dropped. The sockets are opened in the network
+namespace the datapath is created in (the agent runs inside its host's namespace).
 """
 
 from __future__ import annotations
@@ -25,9 +35,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
-from tenet.datapath.base import DpAction, FlowStats, Upcall
-from tenet.datapath.pytx import BURST, PythonSender, SoftFlow, deep_buffers, soft_flow
+from tenet.datapath.base import STATE_VNI, DpAction, FlowStats, Upcall
+from tenet.datapath.pytx import (
+    BURST,
+    PythonSender,
+    SoftFlow,
+    deep_buffers,
+    loose_key,
+    soft_flow,
+)
 from tenet.datapath.upcalls import UpcallQueue
 from tenet.errors import PacketError
 from tenet.packets import FlowMatch, extract_match
@@ -60,6 +78,7 @@ class UserspaceDatapath:
         self.vxlan_port = vxlan_port
         self.counters = Counters()
         self._flows: dict[FlowMatch, SoftFlow] = {}
+        self._loose: dict[tuple[Any, ...], SoftFlow] = {}  # loose_key -> its owner's flow
         self._tunnel_ports: dict[int, int] = {}
         self._names: dict[int, str] = {}
         self._next_port = 1
@@ -118,23 +137,34 @@ class UserspaceDatapath:
     def install(
         self, match: FlowMatch, actions: Sequence[DpAction], *, ttl_above: int | None = None
     ) -> None:
-        # exact always (ttl_above is ignored): a second lookup per packet for loose flows
-        # costs Python more than the few upcalls per TCP connection it would spare
         flow = soft_flow(actions, self.vxlan_port, time.monotonic())
+        flow.ttl_above = ttl_above
         with self._lock:
+            old = self._flows.get(match)
             self._flows[match] = flow
+            if ttl_above is not None:  # the last one installed owns the loose key
+                self._loose[loose_key(match)] = flow
+            elif old is not None and old.ttl_above is not None:
+                self._unloose(match, old)
+
+    def _unloose(self, match: FlowMatch, flow: SoftFlow) -> None:
+        key = loose_key(match)
+        if self._loose.get(key) is flow:
+            del self._loose[key]
 
     def delete(self, match: FlowMatch) -> FlowStats | None:
         with self._lock:
             flow = self._flows.pop(match, None)
+            if flow is not None and flow.ttl_above is not None:
+                self._unloose(match, flow)
         if flow is None:
             return None
-        return FlowStats(match, flow.packets, flow.bytes, flow.last_used)
+        return FlowStats(match, flow.packets, flow.bytes, flow.last_used, flow.tcp_flags)
 
     def dump(self) -> list[FlowStats]:
         with self._lock:
             items = list(self._flows.items())
-        return [FlowStats(m, f.packets, f.bytes, f.last_used) for m, f in items]
+        return [FlowStats(m, f.packets, f.bytes, f.last_used, f.tcp_flags) for m, f in items]
 
     def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None:
         self._tx.execute(actions, frame)
@@ -198,44 +228,59 @@ class UserspaceDatapath:
                 sock: socket.socket = key.fileobj  # type: ignore[assignment]
                 for _ in range(BURST):
                     try:
-                        data = sock.recv(FRAME_MAX)
+                        if number:
+                            data = sock.recv(FRAME_MAX)
+                        else:
+                            data, (source, _port) = sock.recvfrom(FRAME_MAX)
                     except (BlockingIOError, InterruptedError):
                         break
                     except OSError:
                         self.counters.errors += 1
                         break
                     if number == 0:
-                        self._from_tunnel(data)
+                        self._from_tunnel(data, source)
                     else:
                         self._from_port(number, data)
 
-    def _from_tunnel(self, data: bytes) -> None:
+    def _from_tunnel(self, data: bytes, source: str) -> None:
+        """A VXLAN datagram from the host at ``source`` (the outer IPv4 source)."""
         self.counters.tunnel_rx += 1
         try:
             header, inner = VXLAN.parse(data)
         except PacketError:
             self.counters.malformed += 1
             return
+        if header.vni == STATE_VNI:  # another agent's flow state: for ours, never forwarded
+            self._from_port(0, inner, header.vni, source, state=True)
+            return
         port = self._tunnel_ports.get(header.vni)
         if port is not None:
             self._tx.send(port, inner)
             return
-        self._from_port(0, inner, header.vni)
+        self._from_port(0, inner, header.vni, source)
 
-    def _from_port(self, number: int, frame: bytes, key: int = 0) -> None:
+    def _from_port(
+        self, number: int, frame: bytes, key: int = 0, source: str = "", state: bool = False
+    ) -> None:
         self.counters.rx += 1
         try:
             match = extract_match(frame, number, key)
         except PacketError:
             self.counters.malformed += 1
             return
-        flow = self._flows.get(match)
+        flow = None if state else self._flows.get(match)
+        if flow is None and self._loose and not state:
+            flow = self._loose.get(loose_key(match))
+            if flow is not None and flow.ttl_above and match.ip_ttl <= flow.ttl_above:
+                flow = None  # it runs out on the way: the agent's simulation answers it
         if flow is None:
             self.counters.misses += 1
-            self._upcalls.put(Upcall(number, frame, match, key))
+            src = IPv4Address(source) if source else None
+            self._upcalls.put(Upcall(number, frame, match, key, tunnel_src=src))
             return
         self.counters.hits += 1
         flow.packets += 1
         flow.bytes += len(frame)
         flow.last_used = time.monotonic()
+        flow.tcp_flags |= match.tcp_flags
         self._tx.apply(flow, frame)

@@ -41,7 +41,11 @@ Field values:
 * ``arp_*``: the ARP operation, sender and target MAC and IPv4 address. For an
   IPv6 neighbor solicitation/advertisement, ``nd_target`` is the target
   address, and ``arp_sha`` / ``arp_tha`` hold the source / target link-layer
-  address option (as OVS reuses them), ``b""`` if absent.
+  address option (as OVS reuses them), ``b""`` if absent;
+* ``icmp_id``: the identifier of an ICMP echo request or reply (IPv4 types 8
+  and 0, ICMPv6 128 and 129), 0 for every other frame: two pings between the
+  same hosts differ only there. It is the last field, so positional
+  constructions of the older fields keep working.
 
 Wildcards: a megaflow key is the values of only the fields a simulation read.
 ``masked(match, fields)`` returns them as a tuple in :data:`FIELDS` order, so
@@ -92,6 +96,7 @@ class FlowMatch(NamedTuple):
     arp_tha: bytes = b""
     arp_tpa: bytes = b""
     nd_target: bytes = b""
+    icmp_id: int = 0
 
     @property
     def ip_src_addr(self) -> IPv4Address | IPv6Address | None:
@@ -130,7 +135,8 @@ ALL_FIELDS = frozenset(FIELDS)
 IN_PORT, TUNNEL_KEY, ETH_SRC, ETH_DST, VLAN, VLAN_INNER, ETH_TYPE = FIELDS[:7]
 IP_SRC, IP_DST, IP_PROTO, IP_TOS, IP_TTL, IP_FRAG = FIELDS[7:13]
 L4_SRC, L4_DST, TCP_FLAGS = FIELDS[13:16]
-ARP_OP, ARP_SHA, ARP_SPA, ARP_THA, ARP_TPA, ND_TARGET = FIELDS[16:]
+ARP_OP, ARP_SHA, ARP_SPA, ARP_THA, ARP_TPA, ND_TARGET = FIELDS[16:22]
+ICMP_ID = FIELDS[22]
 
 _INDEX = {name: i for i, name in enumerate(FIELDS)}
 _GETTERS: dict[frozenset[str], Callable[[FlowMatch], tuple[Any, ...]]] = {}
@@ -180,6 +186,7 @@ _TAG = struct.Struct("!HH").unpack_from
 _IPV4 = struct.Struct("!BBHHHBB2x4s4s").unpack_from
 _IPV6 = struct.Struct("!IHBB16s16s").unpack_from
 _BB = struct.Struct("!BB").unpack_from
+_ICMP = struct.Struct("!BB2xH").unpack_from  # type, code, identifier (of an echo)
 _FRAG6 = struct.Struct("!BxH").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _TCP = struct.Struct("!HH8xBB").unpack_from
@@ -190,7 +197,9 @@ _new = cast("Callable[[type[FlowMatch], tuple[Any, ...]], FlowMatch]", tuple.__n
 
 _TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
 _V6_EXT = frozenset({0, 43, 44, 51, 60})
-_NON_IP_TAIL = (b"", b"", 0, 0, 0, 0, 0, 0, 0, 0, b"", b"", b"", b"", b"")
+_NON_IP_TAIL = (b"", b"", 0, 0, 0, 0, 0, 0, 0, 0, b"", b"", b"", b"", b"", 0)
+_ECHO4 = frozenset({0, 8})  # ICMP echo reply, request
+_ECHO6 = frozenset({128, 129})  # ICMPv6 echo request, reply
 
 
 def extract_match(frame: Buffer, in_port: int, tunnel_key: int = 0) -> FlowMatch:
@@ -232,7 +241,7 @@ def _ipv4(frame: Buffer, off: int) -> tuple[Any, ...]:
         raise PacketError("bad IPv4 header")
     if frag & 0x3FFF:
         if frag & 0x1FFF:
-            return (src, dst, proto, tos, ttl, 2, 0, 0, 0, 0, b"", b"", b"", b"", b"")
+            return (src, dst, proto, tos, ttl, 2, 0, 0, 0, 0, b"", b"", b"", b"", b"", 0)
         ip_frag = FRAG_FIRST
     else:
         ip_frag = FRAG_NONE
@@ -244,21 +253,26 @@ def _ipv4(frame: Buffer, off: int) -> tuple[Any, ...]:
         if hlen < 0x50 or l4 + ((hlen >> 4) << 2) > end:
             raise PacketError("bad TCP data offset")
         flags |= (hlen & 1) << 8
+        ident = 0
     elif proto == 17:
         if l4 + 8 > end:
             raise PacketError("UDP header truncated")
         sport, dport, length = _UDP(frame, l4)
         if length < 8 or (l4 + length > end and not ip_frag):
             raise PacketError("bad UDP length")
-        flags = 0
+        flags = ident = 0
     elif proto == 1:
         if l4 + 8 > end:
             raise PacketError("ICMP header truncated")
-        sport, dport = _BB(frame, l4)
+        sport, dport, ident = _ICMP(frame, l4)
+        if sport not in _ECHO4:
+            ident = 0
         flags = 0
     else:
-        sport = dport = flags = 0
-    return (src, dst, proto, tos, ttl, ip_frag, sport, dport, flags, 0, b"", b"", b"", b"", b"")
+        sport = dport = flags = ident = 0
+    return (
+        src, dst, proto, tos, ttl, ip_frag, sport, dport, flags, 0, b"", b"", b"", b"", b"", ident,
+    )  # fmt: skip
 
 
 def _ipv6(frame: Buffer, off: int) -> tuple[Any, ...]:
@@ -276,7 +290,7 @@ def _ipv6(frame: Buffer, off: int) -> tuple[Any, ...]:
             proto, frag = _FRAG6(frame, l4)
             l4 += 8
             if frag & 0xFFF8:
-                return (src, dst, proto, tos, hop_limit, 2, 0, 0, 0, 0, b"", b"", b"", b"", b"")
+                return (src, dst, proto, tos, hop_limit, 2, 0, 0, 0, 0, b"", b"", b"", b"", b"", 0)
             ip_frag = FRAG_FIRST
             continue
         nxt, hlen = _BB(frame, l4)
@@ -285,6 +299,7 @@ def _ipv6(frame: Buffer, off: int) -> tuple[Any, ...]:
             raise PacketError("IPv6 extension header truncated")
         proto = nxt
     sha = tha = target = b""
+    ident = 0
     if proto == 6:
         if l4 + 20 > end:
             raise PacketError("TCP header truncated")
@@ -302,7 +317,9 @@ def _ipv6(frame: Buffer, off: int) -> tuple[Any, ...]:
     elif proto == 58:
         if l4 + 8 > end:
             raise PacketError("ICMPv6 header truncated")
-        sport, dport = _BB(frame, l4)
+        sport, dport, ident = _ICMP(frame, l4)
+        if sport not in _ECHO6:
+            ident = 0
         flags = 0
         if 135 <= sport <= 136 and not ip_frag:  # neighbor solicitation/advertisement
             sha, tha, target = _nd(frame, l4, end, sport)
@@ -324,6 +341,7 @@ def _ipv6(frame: Buffer, off: int) -> tuple[Any, ...]:
         tha,
         b"",
         target,
+        ident,
     )
 
 
@@ -353,4 +371,4 @@ def _arp(frame: Buffer, off: int) -> tuple[Any, ...]:
     htype, ptype, hlen, plen, op, sha, spa, tha, tpa = _ARP(frame, off)
     if htype != 1 or ptype != 0x0800 or hlen != 6 or plen != 4:
         raise PacketError("not an Ethernet/IPv4 ARP")
-    return (b"", b"", 0, 0, 0, 0, 0, 0, 0, op, sha, spa, tha, tpa, b"")
+    return (b"", b"", 0, 0, 0, 0, 0, 0, 0, op, sha, spa, tha, tpa, b"", 0)

@@ -59,7 +59,7 @@ def _transport(match: FlowMatch, icmp: int) -> bytes:
                            match.tcp_flags & 0xFF, 65535, 0, 0)  # fmt: skip
     if match.ip_proto == 17:
         return struct.pack("!HHHH", match.l4_src, match.l4_dst, 8, 0)
-    if match.ip_proto == icmp:
-        l4 = struct.pack("!BBHI", match.l4_src, match.l4_dst, 0, 0)
+    if match.ip_proto == icmp:  # an echo's identifier (0 for the rest), sequence 0
+        l4 = struct.pack("!BBHHH", match.l4_src, match.l4_dst, 0, match.icmp_id, 0)
         return l4[:2] + internet_checksum(l4).to_bytes(2, "big") + l4[4:]
     return b""

@@ -26,6 +26,7 @@ from tenet.datapath.kernel import (
     match_of_key,
     value_stats,
 )
+from tenet.datapath.kernel.layout import FLAGS_SEEN_AT, U64
 from tenet.packets import TCP, UDP, Ethernet, FlowMatch, IPv4, IPv6, Packet, extract_match
 from tenet.packets.actions import DecTtl, SetEthDst, SetIpSrc, SetL4Dst
 from tenet.packets.synth import frame_of
@@ -66,6 +67,39 @@ def test_a_loose_key_leaves_out_the_tcp_flags_and_the_ttl() -> None:
     assert VALUE_HEAD.unpack_from(value)[10] == 2  # the floor the program checks
 
 
+PING = FlowMatch(
+    7, 0, b"\x02" * 6, b"\x04" * 6, 0, 0, 0x0800, bytes([10, 0, 0, 1]), bytes([10, 0, 1, 2]),
+    1, 0, 64, 0, 8, 0, 0, icmp_id=1,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("loose", [False, True])
+def test_an_echo_identifier_is_part_of_the_key(loose: bool) -> None:
+    """Two pings between the same hosts with other identifiers have other keys, exact
+    or loose (a loose key leaves out only the TCP flags and the TTL)."""
+    one, two = kernel_key(PING, loose=loose), kernel_key(PING._replace(icmp_id=2), loose=loose)
+    assert one is not None
+    assert two is not None
+    assert one != two
+    back = match_of_key(one)
+    assert back.icmp_id == 1
+    assert back == (PING._replace(ip_ttl=255) if loose else PING)
+    v6 = PING._replace(eth_type=0x86DD, ip_src=bytes(range(16)), ip_dst=bytes(range(1, 17)),
+                       ip_proto=58, l4_src=128, icmp_id=0xBEEF)  # fmt: skip
+    key6 = kernel_key(v6)
+    assert key6 is not None
+    assert match_of_key(key6) == v6
+    frame = frame_of(PING)  # what an adopting agent re-simulates: the same identifier
+    assert frame is not None
+    assert extract_match(frame, 7) == PING
+
+
+def test_the_tcp_flags_a_flow_saw_are_read_back() -> None:
+    value = bytearray(kernel_value([Output(9)], vxlan_ifindex=3, now_ns=0))
+    U64.pack_into(value, FLAGS_SEEN_AT, 0x02 | 0x10 | 0x01)  # as the program ORs them in
+    assert value_stats(bytes(value))[3] == 0x13
+
+
 def test_frames_the_program_does_not_read_have_no_key() -> None:
     assert kernel_key(FlowMatch(1, eth_type=0x0806)) is None
     assert kernel_key(TCP_MATCH._replace(vlan=0x1001)) is None
@@ -96,7 +130,7 @@ def test_actions_are_encoded_for_the_program() -> None:
     assert fields[11] == bytes([192, 0, 2, 1])
     outs = [OUT.unpack_from(value, VALUE_HEAD.size + i * OUT.size) for i in range(2)]
     assert outs == [(9, 0, 0), (3, int(IPv4Address("10.250.0.2")), 77)]
-    assert value_stats(value) == (0, 0, 5.0)
+    assert value_stats(value) == (0, 0, 5.0, 0)  # no TCP flags seen yet
 
 
 def test_what_the_program_cannot_apply_is_left_to_userspace() -> None:

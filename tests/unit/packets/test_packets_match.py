@@ -116,6 +116,37 @@ def test_icmp_type_and_code_in_the_port_fields() -> None:
     assert extract_match(frame6, 1)[m.FIELDS.index("l4_src")] == 128
 
 
+@pytest.mark.parametrize(
+    ("frame", "icmp_id"),
+    [
+        (_frame(IPv4(A4, B4, 1), ICMP.echo_request(0x1234, 7), b"ping"), 0x1234),
+        (_frame(IPv4(B4, A4, 1), ICMP.echo_reply(0xBEEF, 7), b"ping"), 0xBEEF),
+        (_frame(IPv6(A6, B6, 58), ICMPv6.echo_request(0x4321, 1), b"ping"), 0x4321),
+        (_frame(IPv6(B6, A6, 58), ICMPv6.echo_reply(0xFEED, 1), b"ping"), 0xFEED),
+        # not echoes: the identifier's bytes mean something else (or nothing), and are not read
+        (_frame(IPv4(A4, B4, 1), ICMP(ICMP.echo_request(1, 1).type + 5, 0, 0x12345678)), 0),
+        (_frame(IPv4(A4, B4, 1), ICMP.dest_unreachable(4, mtu=1400), bytes(28)), 0),
+        (_frame(IPv6(A6, B6, 58), ICMPv6(2, 0, 0x0000_0500), bytes(48)), 0),
+        (_frame(IPv4(A4, B4, 17), UDP(0x1234, 0x1234), b"udp"), 0),
+    ],
+)
+def test_icmp_echo_identifier(frame: bytes, icmp_id: int) -> None:
+    match = extract_match(frame, 1)
+    assert match.icmp_id == icmp_id
+    assert match == reference_match(frame, 1, 0)
+
+
+def test_pings_with_other_identifiers_are_other_flows() -> None:
+    one = extract_match(_frame(IPv4(A4, B4, 1), ICMP.echo_request(1, 1)), 1)
+    two = extract_match(_frame(IPv4(A4, B4, 1), ICMP.echo_request(2, 1)), 1)
+    again = extract_match(_frame(IPv4(A4, B4, 1), ICMP.echo_request(1, 99), b"later"), 1)
+    assert one != two
+    assert one == again  # the sequence number and the data are not part of the match
+    assert masked(one, frozenset({m.ICMP_ID})) == (1,)
+    read = frozenset({m.IP_DST, m.L4_SRC})  # a megaflow that did not read it holds both
+    assert masked(one, read) == masked(two, read)
+
+
 def test_neighbor_discovery_fields() -> None:
     header, body = neighbor_solicit(B6, MAC1)
     ns = extract_match(_frame(IPv6(A6, B6, 58, hop_limit=255), header, body), 1)
@@ -193,9 +224,10 @@ def test_masked_keys() -> None:
 
 def test_field_names() -> None:
     assert FIELDS[0] == m.IN_PORT == "in_port"
-    assert FIELDS[-1] == m.ND_TARGET == "nd_target"
-    assert len(FIELDS) == 22
-    assert len(set(FIELDS)) == 22
+    assert FIELDS[21] == m.ND_TARGET == "nd_target"
+    assert FIELDS[-1] == m.ICMP_ID == "icmp_id"  # last: positional constructions still hold
+    assert len(FIELDS) == 23
+    assert len(set(FIELDS)) == 23
 
 
 def reference_match(frame: bytes, in_port: int, tunnel_key: int) -> FlowMatch | None:
@@ -250,6 +282,8 @@ def reference_match(frame: bytes, in_port: int, tunnel_key: int) -> FlowMatch | 
         values.update(l4_src=transport.src_port, l4_dst=transport.dst_port)
     elif isinstance(transport, ICMP | ICMPv6):
         values.update(l4_src=transport.type, l4_dst=transport.code)
+        if transport.type in ((0, 8) if isinstance(transport, ICMP) else (128, 129)):
+            values.update(icmp_id=transport.ident)
     nd = packet.nd
     if nd is not None:
         assert isinstance(transport, ICMPv6)

@@ -26,6 +26,9 @@ def ipv4_matches(draw: st.DrawFn) -> FlowMatch:
             l4_src, l4_dst = draw(st.integers(0, 255)), draw(st.integers(0, 255))
         if proto == 6:
             flags = draw(st.integers(0, 0x1FF))
+    if proto == 1 and frag != FRAG_LATER:
+        l4_src = draw(st.sampled_from([0, 8, l4_src]))  # echoes often: they carry an id
+    icmp_id = draw(u16) if proto == 1 and frag != FRAG_LATER and l4_src in (0, 8) else 0
     return FlowMatch(
         draw(st.integers(1, 2**31)),
         draw(st.integers(0, 2**24 - 1)),
@@ -43,6 +46,7 @@ def ipv4_matches(draw: st.DrawFn) -> FlowMatch:
         l4_src,
         l4_dst,
         flags,
+        icmp_id=icmp_id,
     )
 
 
@@ -60,7 +64,7 @@ def ipv6_matches(draw: st.DrawFn) -> FlowMatch:
     if proto in (6, 17):
         l4_src, l4_dst = draw(u16), draw(u16)
     elif proto == 58:
-        l4_src = draw(st.integers(0, 255).filter(lambda t: t not in (135, 136)))
+        l4_src = draw(st.sampled_from([128, 129, 1, 3]) | st.integers(0, 134))
         l4_dst = draw(st.integers(0, 255))
     if proto == 6:
         flags = draw(st.integers(0, 0x1FF))
@@ -68,7 +72,7 @@ def ipv6_matches(draw: st.DrawFn) -> FlowMatch:
     return FlowMatch(
         draw(st.integers(1, 2**31)), 0, draw(macs), draw(macs), 0, 0, 0x86DD, draw(addr),
         draw(addr), proto, draw(st.integers(0, 255)), draw(st.integers(0, 255)), 0, l4_src,
-        l4_dst, flags,
+        l4_dst, flags, icmp_id=draw(u16) if proto == 58 and l4_src in (128, 129) else 0,
     )  # fmt: skip
 
 

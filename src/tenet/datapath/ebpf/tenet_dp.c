@@ -5,6 +5,7 @@
  * `external` (collect metadata) mode.
  *
  *   frame in on a VM port P, or from the VXLAN device with key K
+ *     K is STATE_VNI (flow state)?       -> to the upcall ring, never forwarded
  *     K mapped to a local port?          -> redirect there (egress host), done
  *     flow key = the simulation's FlowMatch, as struct flow_key   (lib/parse.h)
  *     flows[loose key] hit (TTL above its floor), else flows[key] hit
@@ -49,10 +50,12 @@ int tenet_ingress(struct __sk_buff *skb)
 		__u32 *port;
 
 		count(C_TUNNEL_RX);
-		if (tunnel_key_of(skb, &key.tunnel_key) < 0) {
+		if (tunnel_key_of(skb, &key.tunnel_key, &p.tunnel_src) < 0) {
 			count(C_ERRORS);
 			return TC_ACT_SHOT;
 		}
+		if (key.tunnel_key == STATE_VNI) /* another agent's flow state: for ours */
+			return punt(skb, &key, &p, R_UNREAD);
 		port = bpf_map_lookup_elem(&tunnel_ports, &key.tunnel_key);
 		if (port) {
 			count(C_HITS);
@@ -63,13 +66,13 @@ int tenet_ingress(struct __sk_buff *skb)
 		key.in_port = skb->ifindex;
 	}
 	if (extract(skb, &key, &p) < 0)
-		return punt(skb, &key, R_UNREAD);
+		return punt(skb, &key, &p, R_UNREAD);
 	v = lookup(&key);
 	if (!v)
-		return punt(skb, &key, R_MISS);
+		return punt(skb, &key, &p, R_MISS);
 	if (v->flags & F_USERSPACE)
-		return punt(skb, &key, R_USERSPACE);
-	touch(v, skb);
+		return punt(skb, &key, &p, R_USERSPACE);
+	touch(v, skb, key.tcp_flags);
 	count(C_HITS);
 	n = v->n_out;
 	if (n == 0)

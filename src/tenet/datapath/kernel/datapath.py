@@ -36,7 +36,7 @@ from tenet.datapath.kernel.maps import LoadedProgram
 from tenet.datapath.kernel.ring import Counters, RingReader, complete_checksum
 from tenet.datapath.kernel.table import FlowTable
 from tenet.datapath.libbpf import BpfError
-from tenet.datapath.pytx import BURST, PythonSender, deep_buffers, soft_flow
+from tenet.datapath.pytx import BURST, PythonSender, SoftFlow, deep_buffers, soft_flow
 from tenet.datapath.upcalls import UpcallQueue
 from tenet.errors import DatapathUnavailable, PacketError
 from tenet.packets import FlowMatch, extract_match
@@ -45,6 +45,17 @@ from tenet.packets.vxlan import VXLAN_PORT
 PIN_ROOT = BPFFS + "/tenet"
 VXLAN_IFNAME = "tenet-vx"
 DUMP_CHUNK = 1024  # kernel keys resolved per acquisition of the table's lock
+
+
+def _stats(
+    match: FlowMatch, kernel: tuple[int, int, float, int], soft: SoftFlow | None
+) -> FlowStats:
+    """A flow's counters: the kernel's (``value_stats``) plus what Python forwarded of it."""
+    packets, nbytes, last_used, tcp_flags = kernel
+    if soft is not None:
+        packets, nbytes = packets + soft.packets, nbytes + soft.bytes
+        last_used, tcp_flags = max(last_used, soft.last_used), tcp_flags | soft.tcp_flags
+    return FlowStats(match, packets, nbytes, last_used, tcp_flags)
 
 
 class KernelDatapath:
@@ -152,11 +163,8 @@ class KernelDatapath:
         value = self._prog.flows.pop(key) if key is not None else None
         if soft is None and value is None:
             return None
-        packets, nbytes, last_used = value_stats(value) if value is not None else (0, 0, 0.0)
-        if soft is not None:
-            packets, nbytes = packets + soft.packets, nbytes + soft.bytes
-            last_used = max(last_used, soft.last_used)
-        return FlowStats(match, packets, nbytes, last_used)
+        stats = value_stats(value) if value is not None else (0, 0, 0.0, 0)
+        return _stats(match, stats, soft)
 
     def dump(self) -> list[FlowStats]:
         out: list[FlowStats] = []
@@ -166,15 +174,11 @@ class KernelDatapath:
             chunk = entries[start : start + DUMP_CHUNK]
             owners = self._table.owners([key for key, _ in chunk])
             for (_, value), (match, soft) in zip(chunk, owners, strict=True):
-                packets, nbytes, last_used = value_stats(value)
-                if soft is not None:
-                    packets, nbytes = packets + soft.packets, nbytes + soft.bytes
-                    last_used = max(last_used, soft.last_used)
                 seen.add(match)
-                out.append(FlowStats(match, packets, nbytes, last_used))
+                out.append(_stats(match, value_stats(value), soft))
         for match, soft in self._table.soft_flows():
             if match not in seen:
-                out.append(FlowStats(match, soft.packets, soft.bytes, soft.last_used))
+                out.append(_stats(match, (0, 0, 0.0, 0), soft))
         return out
 
     def execute(self, frame: bytes, in_port: int, actions: Sequence[DpAction]) -> None:

@@ -93,7 +93,7 @@ class Layout:
 MAX_OUT = 8
 MAX_FRAME = 9216
 
-# struct flow_key (64 bytes): the match the program computes from a frame.
+# struct flow_key (68 bytes): the match the program computes from a frame.
 #         0        1        2        3        4        5        6        7
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 #    0  |              in_port              |             tunnel_key            |
@@ -104,7 +104,8 @@ MAX_FRAME = 9216
 #   40  |                                  ...                                  |
 #   48  |                  ip_dst (16; IPv4: the first 4) ...                   |
 #   56  |                                  ...                                  |
-#       +--------+--------+--------+--------+--------+--------+--------+--------+
+#   64  |     icmp_id     |       pad       |
+#       +--------+--------+--------+--------+
 FLOW_KEY = Layout(
     "flow_key",
     ("in_port", "I"),  # ifindex of the VM port; 0 for the VXLAN device
@@ -121,6 +122,8 @@ FLOW_KEY = Layout(
     ("tcp_flags", "H"),  # LOOSE_FLAGS in a loose key
     ("ip_src", "16s"),
     ("ip_dst", "16s"),
+    ("icmp_id", "H"),  # an ICMP(v6) echo's identifier, else 0 (loose keys keep it)
+    ("pad", "2x"),
 )
 
 # struct out (12 bytes): one output of a flow.
@@ -136,8 +139,8 @@ OUT_LAYOUT = Layout(
     ("key", "I"),  # tunnel key
 )
 
-# struct flow_val (152 bytes): what a flow does, and its counters (the program
-# writes packets, bytes and last_used; the agent writes the rest).
+# struct flow_val (160 bytes): what a flow does, and its counters (the program
+# writes packets, bytes, last_used and tcp_flags_seen; the agent writes the rest).
 #         0        1        2        3        4        5        6        7
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 #    0  |                                packets                                |
@@ -150,6 +153,7 @@ OUT_LAYOUT = Layout(
 #   56  |                    outs[0] (struct out, 12 bytes) ...                 |
 #   64  |                ...                |            outs[1] ...            |
 #   .. ... outs[MAX_OUT - 1] ends at 152
+#  152  |          tcp_flags_seen (the OR of the TCP flags of the frames served)  |
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 FLOW_VAL = Layout(
     "flow_val",
@@ -168,6 +172,7 @@ FLOW_VAL = Layout(
     ("ip_src", "4s"),
     ("ip_dst", "4s"),
     ("outs", f"{MAX_OUT * OUT_LAYOUT.size}s"),
+    ("tcp_flags_seen", "Q"),  # the program ORs each frame's flags in (a u64: atomic OR)
 )
 
 # struct upcall (24 bytes of header, then the frame): a ring record.
@@ -175,7 +180,7 @@ FLOW_VAL = Layout(
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 #    0  |              in_port              |             tunnel_key            |
 #    8  |        len (the frame's)          |      reason     |     vlan_tci    |
-#   16  |    vlan_proto   |                         pad                         |
+#   16  |    vlan_proto   |       pad       |  tunnel_src (host order; 0: local) |
 #   24  |            data (min(len, MAX_FRAME) bytes of the frame) ...          |
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 UPCALL_LAYOUT = Layout(
@@ -186,7 +191,8 @@ UPCALL_LAYOUT = Layout(
     ("reason", "H"),  # R_*
     ("vlan_tci", "H"),  # an offloaded VLAN tag, with 0x1000 set if present
     ("vlan_proto", "H"),
-    ("pad", "6x"),
+    ("pad", "2x"),
+    ("tunnel_src", "I"),  # a tunnelled frame's outer source address
     ("data", f"{MAX_FRAME}s"),
 )
 
@@ -205,6 +211,8 @@ OUT = OUT_LAYOUT.struct
 VALUE_SIZE = FLOW_VAL.size
 STAMP = struct.Struct("<Q")  # last_used
 STAMP_AT = FLOW_VAL.offset("last_used")
+FLAGS_SEEN_AT = FLOW_VAL.offset("tcp_flags_seen")
+VALUE_TAIL = bytes(VALUE_SIZE - FLAGS_SEEN_AT)  # no TCP flags seen yet
 UPCALL = UPCALL_LAYOUT.head("data")
 CONFIG = CONFIG_LAYOUT.struct
 U32 = struct.Struct("<I")
@@ -334,6 +342,7 @@ def kernel_key(match: FlowMatch, loose: bool = False) -> bytes | None:
         LOOSE_FLAGS if loose else match.tcp_flags,
         match.ip_src,
         match.ip_dst,
+        match.icmp_id,
     )
 
 
@@ -355,6 +364,7 @@ def match_of_key(key: bytes) -> FlowMatch:
         flags,
         src,
         dst,
+        icmp_id,
     ) = KEY.unpack(key)
     if eth_type == ETH_P_IP:
         src, dst = src[:4], dst[:4]
@@ -362,7 +372,7 @@ def match_of_key(key: bytes) -> FlowMatch:
         flags, ttl = 0, LOOSE_TTL
     return FlowMatch(
         in_port, tkey, eth_src, eth_dst, 0, 0, eth_type, src, dst, proto, tos, ttl, frag,
-        l4s, l4d, flags,
+        l4s, l4d, flags, icmp_id=icmp_id,
     )  # fmt: skip
 
 
@@ -412,10 +422,11 @@ def _value(actions: tuple[DpAction, ...], vxlan_ifindex: int, ttl_above: int) ->
         min(ttl_above, 255), ip_src, ip_dst,
     )  # fmt: skip
     padded = outs + [(0, 0, 0)] * (MAX_OUT - len(outs))
-    return head + b"".join(OUT.pack(*o) for o in padded)
+    return head + b"".join(OUT.pack(*o) for o in padded) + VALUE_TAIL
 
 
-def value_stats(value: bytes) -> tuple[int, int, float]:
-    """A value's (packets, bytes, last used in CLOCK_MONOTONIC seconds)."""
+def value_stats(value: bytes) -> tuple[int, int, float, int]:
+    """A value's (packets, bytes, last used in CLOCK_MONOTONIC seconds, TCP flags seen)."""
     packets, nbytes, last_ns = struct.unpack_from("<QQQ", value)
-    return packets, nbytes, last_ns / 1e9
+    (flags,) = U64.unpack_from(value, FLAGS_SEEN_AT)
+    return packets, nbytes, last_ns / 1e9, flags

@@ -5,6 +5,8 @@ record (``layout.UPCALL`` then the frame), rebuilds the frame as it arrived (an
 offloaded VLAN tag put back, a truncated GSO frame's IP length cut to what is
 there), extracts its match and either applies the flow installed for it in Python
 (:meth:`FlowTable.serving`) or queues an upcall for the agent (bounded, fair).
+A flow-state frame (``STATE_VNI``) is always an upcall, with its sender's
+underlay address (``tunnel_src``), queued in ring order like the others.
 Also owns :func:`complete_checksum`, for frames a VM left to checksum offload.
 
 Threads and invariants: the reader thread is the only one that touches the ring;
@@ -23,8 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
-from tenet.datapath.base import Upcall
+from tenet.datapath.base import STATE_VNI, Upcall
 from tenet.datapath.kernel.layout import ETH_P_IP, ETH_P_IPV6, R_MISS, UPCALL
 from tenet.datapath.kernel.table import FlowTable
 from tenet.datapath.libbpf import RingBuffer
@@ -134,7 +137,7 @@ class RingReader:
 
     def handle(self, data: bytes) -> None:
         """One ring record: forwarded by a flow kept in Python, or an upcall."""
-        in_port, tunnel_key, length, reason, tci, vlan_proto = UPCALL.unpack_from(data)
+        in_port, tunnel_key, length, reason, tci, vlan_proto, src = UPCALL.unpack_from(data)
         if reason == R_MISS and self._upcalls.full(in_port):
             return  # its port's upcalls are backed up: dropped (and counted) before any work
         frame = data[UPCALL.size :]
@@ -150,11 +153,13 @@ class RingReader:
         except PacketError:
             self.counters.malformed += 1
             return
+        tunnel_src = IPv4Address(src) if src else None
         if truncated:  # the agent sets up the flow; the sender retransmits this one
             self.counters.upcalls += 1
-            self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, truncated=True))
+            self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, True, tunnel_src))
             return
-        flow = self._table.serving(match)
+        # flow state from another agent: the agent's, whatever flow its match may have
+        flow = self._table.serving(match) if tunnel_key != STATE_VNI else None
         if flow is not None:  # installed here, or raced its install: applied in userspace
             if in_port:
                 frame = complete_checksum(frame, match)
@@ -162,7 +167,8 @@ class RingReader:
             flow.packets += 1
             flow.bytes += len(frame)
             flow.last_used = time.monotonic()
+            flow.tcp_flags |= match.tcp_flags
             self._tx.apply(flow, frame)
             return
         self.counters.upcalls += 1
-        self._upcalls.put(Upcall(in_port, frame, match, tunnel_key))
+        self._upcalls.put(Upcall(in_port, frame, match, tunnel_key, tunnel_src=tunnel_src))

@@ -33,6 +33,10 @@
 #define F_L4_DST (1u << 5)
 #define F_USERSPACE (1u << 6) /* the agent applies this flow's actions */
 
+/* The VNI of flow-state frames between agents: always handed to the agent, never
+ * forwarded (tenet.datapath.base.STATE_VNI). */
+#define STATE_VNI 0xffffff
+
 #define FRAG_NONE 0
 #define FRAG_FIRST 1
 #define FRAG_LATER 2
@@ -73,6 +77,8 @@ struct flow_key {
 	__u16 tcp_flags;
 	__u8 ip_src[16];  /* as on the wire; an IPv4 address in the first 4 bytes */
 	__u8 ip_dst[16];
+	__u16 icmp_id;    /* host order; an ICMP(v6) echo's identifier, else 0 */
+	__u16 pad;
 };
 
 struct out {
@@ -97,6 +103,7 @@ struct flow_val {
 	__u32 ip_src;     /* network order */
 	__u32 ip_dst;     /* network order */
 	struct out outs[MAX_OUT];
+	__u64 tcp_flags_seen; /* the OR of the TCP flags of every frame it served */
 };
 
 struct config {
@@ -111,7 +118,8 @@ struct upcall {
 	__u16 reason;
 	__u16 vlan_tci;   /* an offloaded VLAN tag, with bit 12 (0x1000) set if present */
 	__u16 vlan_proto; /* host order */
-	__u16 pad[3];
+	__u16 pad;
+	__u32 tunnel_src; /* host order; a frame from the VXLAN device: its outer source */
 	__u8 data[MAX_FRAME];
 };
 

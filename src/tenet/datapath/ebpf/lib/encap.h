@@ -33,14 +33,16 @@ static __always_inline int send(struct __sk_buff *skb, struct out *o, int last)
 	return TC_ACT_SHOT;
 }
 
-/* A frame from the VXLAN device: its tunnel key. 0, or -1 if the device gave none. */
-static __always_inline int tunnel_key_of(struct __sk_buff *skb, __u32 *key)
+/* A frame from the VXLAN device: its tunnel key and outer source address (host
+ * order). 0, or -1 if the device gave none. */
+static __always_inline int tunnel_key_of(struct __sk_buff *skb, __u32 *key, __u32 *src)
 {
 	struct bpf_tunnel_key tk = {};
 
 	if (bpf_skb_get_tunnel_key(skb, &tk, sizeof(tk), 0) < 0)
 		return -1;
 	*key = tk.tunnel_id;
+	*src = tk.remote_ipv4;
 	return 0;
 }
 

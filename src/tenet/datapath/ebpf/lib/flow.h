@@ -5,7 +5,9 @@
  * floor (ttl_above), then the exact key.
  *
  * Invariant: the key is handed back as extract() filled it (the real TCP flags and
- * TTL), whatever was looked up: the rewrites and the upcall read it.
+ * TTL), whatever was looked up: the rewrites, the flags seen and the upcall read it.
+ * A flow's tcp_flags_seen is the OR of the flags of every frame it served, loose or
+ * not (the agent reads a connection's FIN and RST there).
  */
 #ifndef TENET_FLOW_H
 #define TENET_FLOW_H
@@ -30,12 +32,17 @@ static __always_inline struct flow_val *lookup(struct flow_key *key)
 	return v;
 }
 
-/* Count and stamp a flow that serves a frame. */
-static __always_inline void touch(struct flow_val *v, struct __sk_buff *skb)
+/* Count and stamp a flow that serves a frame, and add the frame's TCP flags to the
+ * flow's (written only when it brings a new one: a connection's SYN, FIN, RST). */
+static __always_inline void touch(struct flow_val *v, struct __sk_buff *skb, __u16 tcp_flags)
 {
+	__u64 flags = tcp_flags;
+
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, skb->len);
 	v->last_used = bpf_ktime_get_ns();
+	if (flags & ~v->tcp_flags_seen)
+		__sync_fetch_and_or(&v->tcp_flags_seen, flags);
 }
 
 #endif /* TENET_FLOW_H */

@@ -2,7 +2,7 @@
 /*
  * Reading a frame into its flow key, as tenet.packets.match.extract_match would:
  * untagged IPv4 with a 20-byte header and IPv6 without extension headers, and
- * their TCP, UDP, ICMP and ICMPv6 headers. Anything else (ARP, neighbor discovery,
+ * their TCP, UDP, ICMP and ICMPv6 headers (an echo's identifier too). Anything else (ARP, neighbor discovery,
  * VLAN tags, IP options, IPv6 extension headers, headers extract_match would
  * refuse) makes extract() return -1: the agent reads it.
  *
@@ -15,10 +15,20 @@
 
 #include "common.h"
 
-/* What extract() learned besides the key: where the transport header starts. */
+/* What the program learned about a frame besides its key: where the transport header
+ * starts, and for a frame from the VXLAN device the outer source address (host order). */
 struct parsed {
 	__u32 l4off;
+	__u32 tunnel_src;
 };
+
+/* An ICMP echo request or reply (IPv4 8 and 0, ICMPv6 128 and 129). */
+static __always_inline int is_echo(struct flow_key *key, __u8 type)
+{
+	if (key->eth_type == ETH_P_IP)
+		return type == 8 || type == 0;
+	return type == 128 || type == 129;
+}
 
 static __always_inline int transport(struct __sk_buff *skb, struct flow_key *key, __u32 l4off,
 				     __u32 end)
@@ -47,13 +57,15 @@ static __always_inline int transport(struct __sk_buff *skb, struct flow_key *key
 		   (key->ip_proto == IPPROTO_ICMPV6 && key->eth_type == ETH_P_IPV6)) {
 		if (l4off + 8 > end)
 			return -1;
-		if (bpf_skb_load_bytes(skb, l4off, l4, 2) < 0)
+		if (bpf_skb_load_bytes(skb, l4off, l4, 6) < 0)
 			return -1;
 		/* neighbor discovery: its match has fields this key does not hold */
 		if (key->eth_type == ETH_P_IPV6 && (l4[0] == 135 || l4[0] == 136))
 			return -1;
 		key->l4_src = l4[0];
 		key->l4_dst = l4[1];
+		if (is_echo(key, l4[0])) /* its identifier tells one ping from another */
+			key->icmp_id = (l4[4] << 8) | l4[5];
 		return 0;
 	} else {
 		return 0;

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Handing a frame to the agent: a struct upcall record (the frame's first
- * MAX_FRAME bytes and why) copied to the `upcalls` ring; the frame itself is
- * dropped here. Every hand-over is counted (misses apart from frames not read
+ * MAX_FRAME bytes, why, and for a tunnelled frame its tunnel key and outer source)
+ * copied to the `upcalls` ring, in arrival order: flow-state frames (STATE_VNI)
+ * and later misses share it; the frame itself is dropped here. Every hand-over is counted (misses apart from frames not read
  * here), and so is a full ring.
  */
 #ifndef TENET_UPCALL_H
 #define TENET_UPCALL_H
 
 #include "common.h"
+#include "parse.h"
 
 /* The frame to the agent, dropped here. */
-static __always_inline int punt(struct __sk_buff *skb, struct flow_key *key, __u16 reason)
+static __always_inline int punt(struct __sk_buff *skb, struct flow_key *key, struct parsed *p,
+				__u16 reason)
 {
 	__u32 zero = 0;
 	struct upcall *u = bpf_map_lookup_elem(&scratch, &zero);
@@ -32,6 +35,7 @@ static __always_inline int punt(struct __sk_buff *skb, struct flow_key *key, __u
 	u->reason = reason;
 	u->vlan_tci = skb->vlan_present ? (skb->vlan_tci & 0x0fff) | 0x1000 : 0;
 	u->vlan_proto = skb->vlan_present ? bpf_ntohs(skb->vlan_proto) : 0;
+	u->tunnel_src = p->tunnel_src; /* 0 unless from the VXLAN device */
 	if (bpf_skb_load_bytes(skb, 0, u->data, n) < 0)
 		return TC_ACT_SHOT;
 	if (bpf_ringbuf_output(&upcalls, u, offsetof(struct upcall, data) + n, 0) < 0)
