@@ -151,10 +151,11 @@ def ping(
     )
 
 
-def listening(vm: Vm, code: str) -> subprocess.Popen[str]:
-    """``code`` run by Python in ``vm``, once it printed "listening" (stdout is a pipe)."""
+def listening(vm: Vm, code: str, *args: str) -> subprocess.Popen[str]:
+    """``code`` run by Python in ``vm`` with ``args``, once it printed "listening"
+    (stdout is a pipe)."""
     proc = subprocess.Popen(
-        netns_exec(vm.ns, sys.executable, "-c", textwrap.dedent(code)),
+        netns_exec(vm.ns, sys.executable, "-c", textwrap.dedent(code), *args),
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -282,18 +282,23 @@ class AgentCore:
             counters.state_rejected += 1
             return
         counters.state_received += 1
-        changed: set[Tag] = set()
+        forgotten: set[Tag] = set()
+        learned: set[Tag] = set()
         for op, entries, ttl, forward_flags, return_flags in message.groups:
             if not entries:
                 continue
             if op == flowstate.OP_DELETE:
                 gone = self.flowstate.delete(c.key for c in entries)
-                changed |= {tags.connection(k) for g in gone for k in g.keys}
+                forgotten |= {tags.connection(k) for g in gone for k in g.keys}
             else:
                 keys = self.flowstate.upsert(entries, sender, ttl, forward_flags, return_flags, now)
-                changed |= {tags.connection(k) for k in keys}
-        if changed:
-            self.invalidate(changed)
+                learned |= {tags.connection(k) for k in keys}
+        if forgotten:
+            self.invalidate(forgotten)
+        if learned:
+            # flows that already depended on these keys were simulated without them: a
+            # reply that arrived before its state (the race the ordering should avoid)
+            counters.state_late += self.invalidate(learned)
 
     def _host_at(self, address: IPv4Address | None) -> uuid.UUID | None:
         if address is None:

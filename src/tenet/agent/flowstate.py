@@ -134,6 +134,7 @@ class FlowStateCounters:
     state_received: int = 0
     state_rejected: int = 0  # from an address or sender outside the tunnel zone
     state_malformed: int = 0
+    state_late: int = 0  # flows found simulated without state that arrived after them
 
 
 @dataclass

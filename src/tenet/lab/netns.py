@@ -68,6 +68,7 @@ class Lab:
     # where agents write their output (<host ns>.out/.err); None: pipes to the caller
     log_dir: Path | None = None
     logs: dict[int, Path] = field(default_factory=dict)  # agent pid -> its log (no suffix)
+    agent_args: list[str] = field(default_factory=list)  # more options for every agent
 
     @property
     def underlay_ns(self) -> str:
@@ -177,6 +178,7 @@ class Lab:
         ]
         if vxlan_port is not None:
             cmd += ["--vxlan-port", str(vxlan_port)]
+        cmd += self.agent_args
         out: int | IO[str] = subprocess.PIPE
         err: int | IO[str] = subprocess.PIPE
         if self.log_dir is not None:

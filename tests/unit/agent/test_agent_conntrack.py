@@ -243,6 +243,7 @@ def test_a_reply_simulated_before_its_state_arrived_is_fixed_when_it_does() -> N
     assert cloud.send(H2, cloud.vm3, reply) == []  # no state yet: dropped (a drop flow)
     cloud.send(H1, cloud.vm1, udp(VM1, R1_B1, "10.0.0.1", "10.0.1.3", 5000, 53))
     assert len(cloud.send(H2, cloud.vm3, reply)) == 1  # the drop flow was invalidated
+    assert cloud.hosts[H2].core.flowstate.counters.state_late == 1
 
 
 def test_removing_the_rule_that_allowed_a_connection_cuts_it_both_ways() -> None:
