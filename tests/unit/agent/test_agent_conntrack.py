@@ -41,7 +41,18 @@ from tenet.model import (
 )
 from tenet.model import Host as HostRecord
 from tenet.model.types import MAC
-from tenet.packets import ETH_TYPE_IPV4, ICMP, TCP, UDP, Ethernet, IPv4, Packet, extract_match
+from tenet.packets import (
+    ETH_TYPE_IPV4,
+    ETH_TYPE_IPV6,
+    ICMP,
+    TCP,
+    UDP,
+    Ethernet,
+    IPv4,
+    IPv6,
+    Packet,
+    extract_match,
+)
 from tenet.simulation.state import Connection, ConnectionKey, Direction
 
 H1, H2 = uuid.uuid4(), uuid.uuid4()
@@ -457,3 +468,38 @@ def test_an_agent_restarts_with_the_connections_it_saved(tmp_path: Path) -> None
     cloud.cursor[H2] = 0
     reply = udp(VM3, R1_B2, "10.0.1.3", "10.0.0.1", 53, 5000)
     assert len(cloud.send(H2, cloud.vm3, reply)) == 1
+
+
+def echo(src_mac: str, dst_mac: str, src: str, dst: str, ident: int, reply: bool) -> bytes:
+    eth = Ethernet(mac(dst_mac), mac(src_mac), ETH_TYPE_IPV4)
+    icmp = ICMP.echo_reply(ident, 1) if reply else ICMP.echo_request(ident, 1)
+    return Packet(eth, IPv4(ip(src), ip(dst), 1), icmp, b"ping").build()
+
+
+def test_pings_are_tracked_by_their_identifier() -> None:
+    cloud = Cloud()
+    inbound_asks(cloud)
+    assert len(cloud.send(H1, cloud.vm1, echo(VM1, VM2, "10.0.0.1", "10.0.0.2", 7, False))) == 1
+    back = ConnectionKey(cloud.b1.id, 1, ip("10.0.0.2"), 7, ip("10.0.0.1"), 7)
+    assert cloud.hosts[H2].core.flowstate.connection(back) is not None
+    assert len(cloud.send(H2, cloud.vm2, echo(VM2, VM1, "10.0.0.2", "10.0.0.1", 7, True))) == 1
+    # a reply to a ping vm1 never sent (another identifier) is not return traffic, and
+    # the flow of the first reply does not carry it
+    assert cloud.send(H2, cloud.vm2, echo(VM2, VM1, "10.0.0.2", "10.0.0.1", 8, True)) == []
+    assert len(cloud.send(H2, cloud.vm2, echo(VM2, VM1, "10.0.0.2", "10.0.0.1", 7, True))) == 1
+
+
+def test_ipv6_connections_are_tracked_too() -> None:
+    cloud = Cloud()
+    inbound_asks(cloud)
+    a, b = ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv6Address("2001:db8::2")
+
+    def tcp6(src_mac: str, dst_mac: str, src: object, dst: object, sport: int, dport: int) -> bytes:
+        eth = Ethernet(mac(dst_mac), mac(src_mac), ETH_TYPE_IPV6)
+        return Packet(eth, IPv6(src, dst, 6), TCP(sport, dport, flags=SYN), b"").build()  # type: ignore[arg-type]
+
+    assert len(cloud.send(H1, cloud.vm1, tcp6(VM1, VM2, a, b, 40000, 443))) == 1
+    back = ConnectionKey(cloud.b1.id, 6, b, 443, a, 40000)
+    assert cloud.hosts[H2].core.flowstate.connection(back) is not None
+    assert len(cloud.send(H2, cloud.vm2, tcp6(VM2, VM1, b, a, 443, 40000))) == 1
+    assert cloud.send(H2, cloud.vm2, tcp6(VM2, VM1, b, a, 443, 40001)) == []
