@@ -225,6 +225,9 @@ class AgentCore:
             gone = table.delete(ct.delete)
             self._forget(gone)
             self._send([(flowstate.OP_DELETE, g) for g in gone], now)
+            # the outcome was decided with the state just forgotten: the next packet is
+            # simulated again without it (and installs what holds then)
+            return False
         if ct.commit:
             known = set()
             group = table.group_of(ct.commit[0].key)

@@ -503,3 +503,20 @@ def test_ipv6_connections_are_tracked_too() -> None:
     assert cloud.hosts[H2].core.flowstate.connection(back) is not None
     assert len(cloud.send(H2, cloud.vm2, tcp6(VM2, VM1, b, a, 443, 40000))) == 1
     assert cloud.send(H2, cloud.vm2, tcp6(VM2, VM1, b, a, 443, 40001)) == []
+
+
+def test_a_chain_that_tells_new_from_established_sees_the_second_packet_established() -> None:
+    """Only a connection's first packet passes: its flow is not installed (it holds for
+    NEW only), so the next one is simulated again and seen ESTABLISHED."""
+    cloud = Cloud()
+    first_only = Rule(tenant_id=T.id, chain_id=uuid.uuid4(), action=RuleAction.DROP,
+                      condition=Condition(ct_state=CtState.ESTABLISHED))  # fmt: skip
+    chain = Chain(id=first_only.chain_id, tenant_id=T.id, rule_ids=(first_only.id,))
+    vm1 = dataclasses.replace(cloud.vm1, inbound_chain_id=chain.id)
+    for host in cloud.hosts.values():
+        for record in (chain, first_only, vm1):
+            host.change(record)
+    query = udp(VM1, VM2, "10.0.0.1", "10.0.0.2", 5000, 53)
+    assert len(cloud.send(H1, vm1, query)) == 1
+    assert cloud.hosts[H1].core.counters.ct_rechecks == 1
+    assert cloud.send(H1, vm1, query) == []
