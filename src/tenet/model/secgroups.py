@@ -128,7 +128,8 @@ class SecurityGroupRule(TenantRecord):
         prefix = self.remote_ip_prefix
         if prefix is not None and prefix.version != self.ethertype.version:
             raise ValidationError(
-                "remote_ip_prefix", f"{prefix} is IPv{prefix.version} but ethertype is {self.ethertype}"
+                "remote_ip_prefix",
+                f"{prefix} is IPv{prefix.version} but ethertype is {self.ethertype}",
             )
         if self.protocol == 58 and self.ethertype is EtherType.IPV4:
             raise ValidationError("protocol", "ICMPv6 (58) needs ethertype IPv6")

@@ -46,6 +46,7 @@ from tenet.model.consistency import (
 from tenet.model.rules import IPAddrGroup
 from tenet.model.services import DhcpHost, DhcpSubnet
 from tenet.model.types import TUNNEL_KEY_MAX
+from tenet.store import secgroups
 from tenet.store.keys import (
     TUNNEL_KEY_NEXT,
     binding_iface_key,
@@ -54,7 +55,6 @@ from tenet.store.keys import (
     tunnel_key_key,
     tz_member_key,
 )
-from tenet.store import secgroups
 from tenet.store.unit_of_work import UnitOfWork
 
 MAX_JUMP_CHAINS = 64  # chains a jump-loop check follows before it refuses the jump

@@ -120,7 +120,9 @@ def prepare_group(
     return new
 
 
-def _drop_rule(group: SecurityGroup, direction: Direction, chain_id: uuid.UUID, ident: uuid.UUID) -> Rule:
+def _drop_rule(
+    group: SecurityGroup, direction: Direction, chain_id: uuid.UUID, ident: uuid.UUID
+) -> Rule:
     return Rule(
         id=ident,
         tenant_id=group.tenant_id,
@@ -334,7 +336,9 @@ def _refresh_members(
     for member in members:
         if group_id in member.security_group_ids:
             addresses |= member_addresses(member)
-    ordered = tuple(sorted(addresses, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
+    ordered = tuple(
+        sorted(addresses, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+    )
     current = work.get(IPAddrGroup, group.ip_addr_group_id)
     if current is not None and current.addresses != ordered:
         work.put(current.replace(addresses=ordered))
@@ -352,7 +356,10 @@ def owner_of(work: UnitOfWork, ident: uuid.UUID) -> uuid.UUID | None:
 def refuse_owned(work: UnitOfWork, record: Record) -> None:
     """A direct write of a record a security group owns: refused, naming the group."""
     if isinstance(record, Rule):
-        owner, what = owner_of(work, record.chain_id), f"rule {record.id} of chain {record.chain_id}"
+        owner, what = (
+            owner_of(work, record.chain_id),
+            f"rule {record.id} of chain {record.chain_id}",
+        )
     else:
         owner = owner_of(work, record.id)
         what = f"{record.KIND.removesuffix('s').replace('_', ' ')} {record.id}"
