@@ -122,7 +122,8 @@ def build_world(objects: ObjectStore, name: str) -> W:
     make("sg", "security_groups", {**t, "name": "sg"})
     make("sgrule", "security_group_rules", {**t, "security_group_id": w["sg"],
                                             "direction": "ingress", "protocol": "tcp",
-                                            "port_range_min": 22, "port_range_max": 22})  # fmt: skip
+                                            "port_range_min": 22,
+                                            "port_range_max": 22})  # fmt: skip
     make("lb", "load_balancers", {**t, "router_id": w["router"]})
     make("hm", "health_monitors", {**t, "name": "hm"})
     make("pool", "pools", {**t, "load_balancer_id": w["lb"]})
