@@ -13,7 +13,7 @@ A new group gets two rules that allow all egress (IPv4, IPv6), as Neutron's.
 
 The object layer compiles each group into records the simulation already runs
 (:mod:`tenet.store.secgroups`): an ingress and an egress chain, a rule per group
-rule (same id), and an IP address group of its members' addresses. Their ids are
+rule (named after it), and an IP address group of its members' addresses. Their ids are
 the group's fields below, derived from the group's id (:func:`derived_id`), set by
 the object layer whatever a create says; those records are the group's: the API
 refuses to change them directly.

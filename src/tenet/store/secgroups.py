@@ -3,8 +3,12 @@
 What a group owns (ids derived from the group's, :func:`tenet.model.secgroups.derived_id`):
 
 * an **ingress** and an **egress chain**: one ACCEPT rule per group rule of that
-  direction (the rule has the group rule's id, so a trace names it), then a last
-  DROP rule ("no rule of the group allows it"), so a chain decides by itself;
+  direction, then a last DROP rule ("no rule of the group allows it"), so a chain
+  decides by itself. A compiled rule's id is derived from its group rule's
+  (:func:`compiled_id`) and its name holds the group rule's id, so a trace names
+  the group rule. Not the same id: agents key what they hold by id alone (the
+  reach, the view, flow tags), and a group rule's events would be taken for the
+  compiled rule's;
 * an **IP address group** of its members' addresses (their fixed IPs and allowed
   address pairs), which rules naming the group as ``remote_group_id`` match.
 
@@ -58,6 +62,11 @@ from tenet.model.types import NAME_MAX
 from tenet.store.unit_of_work import UnitOfWork
 
 DROP_ROLE = {Direction.INGRESS: "ingress-drop", Direction.EGRESS: "egress-drop"}
+
+
+def compiled_id(rule_id: uuid.UUID) -> uuid.UUID:
+    """The id of the rule a security group rule compiles to."""
+    return derived_id(rule_id, "rule")
 
 
 def _label(group: SecurityGroup) -> str:
@@ -197,10 +206,10 @@ def prepare_rule(
     assert group is not None  # checked with the references
     if old is None:
         _refuse_duplicate(work, new)
-        _must_be_new(work, Rule, new.id)
+        _must_be_new(work, Rule, compiled_id(new.id))
         _compile(work, group, new)
     else:  # only the name and description may change: the compiled rule's name follows
-        compiled = work.get(Rule, new.id)
+        compiled = work.get(Rule, compiled_id(new.id))
         if compiled is not None:
             work.put(compiled.replace(name=_rule_name(group, new)))
     return new
@@ -228,17 +237,17 @@ def _refuse_duplicate(work: UnitOfWork, new: SecurityGroupRule) -> None:
 
 
 def _rule_name(group: SecurityGroup, rule: SecurityGroupRule) -> str:
-    what = rule.name or rule.summary()
-    return _name(f"security group {_label(group)}: {what}")
+    what = f"{rule.name} ({rule.summary()})" if rule.name else rule.summary()
+    return _name(f"security group {_label(group)} rule {rule.id}: {what}")
 
 
 def _compile(work: UnitOfWork, group: SecurityGroup, rule: SecurityGroupRule) -> None:
-    """The ACCEPT rule of ``rule`` (same id), before its chain's last (drop) rule."""
+    """The ACCEPT rule of ``rule``, before its chain's last (drop) rule."""
     chain_id = group.chain_for(rule.direction)
     chain = work.get(Chain, chain_id) if chain_id is not None else None
     assert chain is not None, f"security group {group.id} has no {rule.direction} chain"
     compiled = Rule(
-        id=rule.id,
+        id=compiled_id(rule.id),
         tenant_id=rule.tenant_id,
         name=_rule_name(group, rule),
         chain_id=chain.id,
@@ -283,7 +292,7 @@ def condition_of(work: UnitOfWork, group: SecurityGroup, rule: SecurityGroupRule
 
 def delete_rule(work: UnitOfWork, record: Record) -> None:
     assert isinstance(record, SecurityGroupRule)
-    compiled = work.get(Rule, record.id)
+    compiled = work.get(Rule, compiled_id(record.id))
     if compiled is None or work.is_deleted(compiled):
         return
     chain = work.get(Chain, compiled.chain_id)

@@ -8,6 +8,8 @@ import uuid
 import httpx
 from apiworld import Server, build_world, make
 
+from tenet.store.secgroups import compiled_id
+
 
 def test_a_group_its_rules_and_a_member(server: Server, admin: httpx.Client) -> None:
     w = build_world(admin)
@@ -29,7 +31,8 @@ def test_a_group_its_rules_and_a_member(server: Server, admin: httpx.Client) -> 
         assert {r["direction"] for r in rules} == {"ingress", "egress"}  # + the default egress
         assert len(rules) == 3
         chain = member.get(f"/v1/chains/{sg['ingress_chain_id']}/rules").json()
-        assert ssh["id"] in [r["id"] for r in chain["items"]]
+        compiled = str(compiled_id(uuid.UUID(ssh["id"])))
+        assert compiled in [r["id"] for r in chain["items"]]
         port = make(member, "ports", device_id=w["bridge"]["id"], device_type="bridge",
                     fixed_ips=["10.0.0.7"], security_group_ids=[sg["id"]])  # fmt: skip
         members = member.get(f"/v1/ip-addr-groups/{sg['ip_addr_group_id']}").json()
@@ -42,11 +45,11 @@ def test_a_group_its_rules_and_a_member(server: Server, admin: httpx.Client) -> 
         owned = member.delete(f"/v1/chains/{sg['ingress_chain_id']}")
         assert owned.status_code == 409
         assert sg["id"] in owned.json()["error"]["message"]
-        owned_rule = member.delete(f"/v1/rules/{ssh['id']}")
+        owned_rule = member.delete(f"/v1/rules/{compiled}")
         assert owned_rule.status_code == 409
         assert sg["id"] in owned_rule.json()["error"]["message"]
         assert member.delete(f"/v1/security-group-rules/{ssh['id']}").status_code == 204
-        assert admin.get(f"/v1/rules/{ssh['id']}").status_code == 404
+        assert admin.get(f"/v1/rules/{compiled}").status_code == 404
         revision = member.get(f"/v1/ports/{port['id']}").json()["revision"]
         left = member.patch(f"/v1/ports/{port['id']}",
                             json={"security_group_ids": [], "revision": revision})  # fmt: skip

@@ -34,6 +34,7 @@ from tenet.model import (
 from tenet.store.base import Compare, ListResult, Op, Store
 from tenet.store.boundary import Actor
 from tenet.store.objects import MAX_TXN_OPS, ObjectStore
+from tenet.store.secgroups import compiled_id
 
 
 @pytest.fixture
@@ -53,7 +54,13 @@ def test_a_new_group_owns_two_chains_an_address_group_and_allows_all_egress(w: W
     assert {r.condition.eth_type for r in egress[:2]} == {0x0800, 0x86DD}
     rules = w.group_rules(sg)
     assert {(r.direction, r.ethertype) for r in rules} == {("egress", "IPv4"), ("egress", "IPv6")}
-    assert {r.id for r in rules} == {r.id for r in egress[:2]}  # same ids: traces name them
+    assert {compiled_id(r.id) for r in rules} == {r.id for r in egress[:2]}
+    assert all(
+        str(r.id) in c.name
+        for r, c in zip(
+            sorted(rules, key=compiled_id), sorted(egress[:2], key=lambda c: c.id), strict=True
+        )
+    )  # a trace names them
     assert w.members(sg) == []
 
 
@@ -66,23 +73,23 @@ def test_a_rule_compiles_to_an_accept_before_the_drop_with_neutrons_mapping(w: W
     assert ssh.protocol == 6
     assert ping.protocol == 1
     ingress = w.chain_rules(sg, "ingress")
-    assert [r.id for r in ingress[:2]] == [ssh.id, ping.id]
+    assert [r.id for r in ingress[:2]] == [compiled_id(ssh.id), compiled_id(ping.id)]
     assert ingress[-1].action is RuleAction.DROP
     assert ingress[0].condition == Condition(
         eth_type=0x0800, nw_proto=6, tp_dst=PortRange(start=22, end=22),
         nw_src=ipaddress.ip_network("10.0.0.0/8"),
     )  # fmt: skip
     assert ingress[1].condition == Condition(eth_type=0x0800, nw_proto=1, icmp_type=8)
-    compiled = w.o.get(Rule, out.id).record
+    compiled = w.o.get(Rule, compiled_id(out.id)).record
     assert compiled.condition == Condition(eth_type=0x86DD, nw_proto=58)  # icmp in IPv6: ICMPv6
-    assert "ingress IPv4 tcp 22 from 10.0.0.0/8" in ingress[0].name
+    assert f"rule {ssh.id}: ingress IPv4 tcp 22 from 10.0.0.0/8" in ingress[0].name
 
 
 def test_deleting_a_rule_removes_its_compiled_rule_in_the_same_transaction(w: World) -> None:
     sg = w.group("web")
     ssh = w.rule(sg, direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22)
     w.o.delete(SecurityGroupRule, ssh.id)
-    assert w.o.find(Rule, ssh.id) is None
+    assert w.o.find(Rule, compiled_id(ssh.id)) is None
     assert [r.action for r in w.chain_rules(sg, "ingress")] == [RuleAction.DROP]
 
 
@@ -116,12 +123,18 @@ def test_a_remote_group_rule_matches_the_remote_groups_members(w: World) -> None
     web, db = w.group("web"), w.group("db")
     rule = w.rule(db, direction="ingress", protocol="tcp", port_range_min=5432,
                   port_range_max=5432, remote_group_id=str(web.id))  # fmt: skip
-    compiled = w.o.get(Rule, rule.id).record
+    compiled = w.o.get(Rule, compiled_id(rule.id)).record
     assert compiled.condition.ip_addr_group_src_id == web.ip_addr_group_id
     out = w.rule(web, direction="egress", protocol="tcp", remote_group_id=str(db.id))
-    assert w.o.get(Rule, out.id).record.condition.ip_addr_group_dst_id == db.ip_addr_group_id
+    assert (
+        w.o.get(Rule, compiled_id(out.id)).record.condition.ip_addr_group_dst_id
+        == db.ip_addr_group_id
+    )
     own = w.rule(web, direction="ingress", remote_group_id=str(web.id))  # the default group's
-    assert w.o.get(Rule, own.id).record.condition.ip_addr_group_src_id == web.ip_addr_group_id
+    assert (
+        w.o.get(Rule, compiled_id(own.id)).record.condition.ip_addr_group_src_id
+        == web.ip_addr_group_id
+    )
 
 
 def test_deleting_a_group_deletes_its_records_and_rules_naming_it_as_remote(w: World) -> None:
@@ -135,8 +148,8 @@ def test_deleting_a_group_deletes_its_records_and_rules_naming_it_as_remote(w: W
         assert w.o.find(kind, ident) is None
     assert w.group_rules(web) == []
     assert w.o.find(SecurityGroupRule, named.id) is None  # as Neutron's ON DELETE CASCADE
-    assert w.o.find(Rule, named.id) is None
-    assert named.id not in w.chain(db, "ingress").rule_ids
+    assert w.o.find(Rule, compiled_id(named.id)) is None
+    assert compiled_id(named.id) not in w.chain(db, "ingress").rule_ids
     leftovers = {s.record.id for s in w.o.list(Rule)}
     assert leftovers == {r.id for r in w.chain_rules(db, "ingress") + w.chain_rules(db, "egress")}
 
@@ -317,7 +330,7 @@ def test_a_member_manages_its_groups_and_names_no_other_tenants_group() -> None:
     sg = w.o.create(SecurityGroup(tenant_id=w.tenant.id, name="web"), actor=member).record
     body = {"tenant_id": str(w.tenant.id), "security_group_id": str(sg.id), "direction": "ingress"}
     rule = w.o.create(from_dict(SecurityGroupRule, body), actor=member).record
-    assert rule.id in w.chain(sg, "ingress").rule_ids
+    assert compiled_id(rule.id) in w.chain(sg, "ingress").rule_ids
     globex = w.o.create(Tenant(name="globex")).record
     theirs = w.o.create(SecurityGroup(tenant_id=globex.id, name="theirs")).record
     before = w.o.snapshot()[0]

@@ -34,6 +34,7 @@ from tenet.simulation import DictState, SimulationResult, TopologyView, Verdict,
 from tenet.simulation import secgroups as sim_secgroups
 from tenet.simulation.context import Ctx
 from tenet.store.reach import Reach
+from tenet.store.secgroups import compiled_id
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ def delivered(result: SimulationResult, port: Port) -> bool:
 def test_a_group_allowing_tcp_22_and_icmp_in(net: Net) -> None:
     syn = run(net, tcp(net.client, net.server, 22), net.client)
     assert delivered(syn, net.server), syn.trace_text()
-    decided = f"rule security group web: ingress IPv4 tcp 22 #1 ({net.ssh.id})"
+    decided = f"rule security group web rule {net.ssh.id}: ingress IPv4 tcp 22 #1"
     assert f"security group web: ingress allowed by {decided}" in syn.trace_text()
     web = run(net, tcp(net.client, net.server, 80), net.client)
     assert web.verdict is Verdict.DROP, web.trace_text()
@@ -216,7 +217,7 @@ def test_the_outcome_is_tagged_with_what_a_group_change_touches(net: Net) -> Non
     # a new rule rewrites the chain's rule list: flows tagged with the chain go
     https = net.w.rule(net.web, direction="ingress", protocol="tcp", port_range_min=80,
                        port_range_max=80)  # fmt: skip
-    assert https.id in net.w.chain(net.web, "ingress").rule_ids
+    assert compiled_id(https.id) in net.w.chain(net.web, "ingress").rule_ids
     assert delivered(run(net, tcp(net.client, net.server, 80), net.client), net.server)
     # a rule naming a remote group tags the group's address group (members come and go)
     db_group = net.w.get_group(net.db.security_group_ids[0])
