@@ -119,6 +119,7 @@ def prepare_group(
     )
     for ethertype in EtherType:  # Neutron's default: every new group allows all egress
         rule = SecurityGroupRule(
+            id=derived_id(new.id, f"default-egress-{ethertype}"),
             tenant_id=new.tenant_id,
             security_group_id=new.id,
             direction=Direction.EGRESS,
