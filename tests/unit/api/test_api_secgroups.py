@@ -85,3 +85,26 @@ def test_bad_input_names_the_field(admin: httpx.Client) -> None:
     missing = admin.post("/v1/ports", json=port)
     assert missing.status_code == 404, missing.text
     assert missing.json()["error"]["field"] == "security_group_ids"
+
+
+def test_trace_names_the_group_rule_that_decided(admin: httpx.Client) -> None:
+    w = build_world(admin)
+    t = w["tenant"]["id"]
+    ssh = make(admin, "security-group-rules", tenant_id=t, security_group_id=w["sg"]["id"],
+               direction="ingress", protocol="tcp", port_range_min=22,
+               port_range_max=22)  # fmt: skip
+    server = make(admin, "ports", tenant_id=t, device_id=w["bridge"]["id"], device_type="bridge",
+                  mac="02:00:00:00:00:09", fixed_ips=["10.0.0.9"],
+                  security_group_ids=[w["sg"]["id"]])  # fmt: skip
+    trace = {"ingress_port_id": w["vmport"]["id"], "ip_dst": "10.0.0.9",
+             "eth_dst": "02:00:00:00:00:09", "protocol": "tcp"}  # fmt: skip
+    allowed = admin.post("/v1/trace", json={**trace, "dst_port": 22})
+    assert allowed.status_code == 200, allowed.text
+    lines = [f"{s['kind']} {s['name']}: {s['detail']}" for s in allowed.json()["trace"]]
+    decided = [line for line in lines if "allowed by rule" in line]
+    assert len(decided) == 1, lines
+    assert ssh["id"] in decided[0]
+    assert server["id"] in str(allowed.json()["trace"])
+    dropped = admin.post("/v1/trace", json={**trace, "dst_port": 80}).json()
+    assert dropped["verdict"] == "drop"
+    assert "security groups (web): no rule allows this ingress packet" in str(dropped["trace"])
