@@ -3,6 +3,8 @@
     tenet [--url URL] [--token TOKEN] [--json] RESOURCE ACTION ...
     tenet bridge create --tenant T --name web        tenet bridge list --filter tenant_id=T
     tenet port link PORT PEER                        tenet trace --port P --dst 10.0.2.10
+    tenet security-group create --name web --tenant T
+    tenet security-group rule add SG --protocol tcp --dst-port 22
     tenet api --store sqlite:///var/lib/tenet/store.db
     tenet agent --host-id H --store URL --underlay 10.250.0.1
     tenet demo [--check]
@@ -149,6 +151,19 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, Any]:
 # -- resources ----------------------------------------------------------------------------
 
 Sets = Annotated[list[str] | None, typer.Option("--set", help="field=value (repeatable)")]
+Groups = Annotated[
+    list[str] | None,
+    typer.Option("--security-group", help="ports: a security group id (repeatable)"),
+]
+
+
+def _groups(collection: str, body: dict[str, Any], groups: list[str] | None) -> None:
+    """``--security-group`` (ports only): the port's security_group_ids."""
+    if groups is None:
+        return
+    if collection != "ports":
+        raise CliError("--security-group: only ports have security groups", 2)
+    body["security_group_ids"] = [] if groups == [""] else groups
 
 
 def _resource(collection: str) -> typer.Typer:
@@ -162,9 +177,11 @@ def _resource(collection: str) -> typer.Typer:
         name: Annotated[str | None, typer.Option(help="its name")] = None,
         tenant: Annotated[str | None, typer.Option(help="the tenant id")] = None,
         sets: Sets = None,
+        groups: Groups = None,
     ) -> None:
         """Create one."""
         body = _pairs(sets, "--set")
+        _groups(collection, body, groups)
         if name is not None:
             body["name"] = name
         if tenant is not None:
@@ -194,9 +211,11 @@ def _resource(collection: str) -> typer.Typer:
         ident: Annotated[str, typer.Argument(help="its id")],
         name: Annotated[str | None, typer.Option(help="a new name")] = None,
         sets: Sets = None,
+        groups: Groups = None,
     ) -> None:
         """Change fields (refused if someone changed it meanwhile)."""
         body = _pairs(sets, "--set")
+        _groups(collection, body, groups)
         if name is not None:
             body["name"] = name
         if not body:
@@ -250,6 +269,63 @@ def port_link(
 def port_unlink(port: Annotated[str, typer.Argument(help="a port id")]) -> None:
     """Unlink a port from its peer."""
     show(client().call("DELETE", f"/v1/ports/{port}/link"))
+
+
+sg_rules = typer.Typer(help="a security group's rules (/v1/security-group-rules)",
+                       no_args_is_help=True)  # fmt: skip
+RESOURCES["security-groups"].add_typer(sg_rules, name="rule")
+
+
+def _port_range(value: str) -> tuple[int, int]:
+    low, _, high = value.partition(":")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise CliError(f"--dst-port {value!r}: expected PORT or LOW:HIGH", 2) from None
+
+
+@sg_rules.command("add")
+def sg_rule_add(
+    group: Annotated[str, typer.Argument(help="the security group's id")],
+    direction: Annotated[str, typer.Option(help="ingress (to the VM) or egress")] = "ingress",
+    protocol: Annotated[str | None, typer.Option(help="tcp, udp, icmp, icmpv6 or a number")] = None,
+    ethertype: Annotated[str, typer.Option(help="IPv4 or IPv6")] = "IPv4",
+    dst_port: Annotated[str | None, typer.Option(help="PORT or LOW:HIGH (tcp, udp)")] = None,
+    icmp_type: Annotated[int | None, typer.Option(help="ICMP type")] = None,
+    icmp_code: Annotated[int | None, typer.Option(help="ICMP code")] = None,
+    remote_ip: Annotated[str | None, typer.Option(help="the remote prefix (CIDR)")] = None,
+    remote_group: Annotated[str | None, typer.Option(help="the remote security group")] = None,
+    description: Annotated[str | None, typer.Option(help="what it is for")] = None,
+) -> None:
+    """Allow some traffic: what no rule of a port's groups allows is dropped."""
+    body: dict[str, Any] = {"security_group_id": group, "direction": direction,
+                            "ethertype": ethertype}  # fmt: skip
+    if dst_port is not None:
+        body["port_range_min"], body["port_range_max"] = _port_range(dst_port)
+    if icmp_type is not None:
+        body["port_range_min"] = icmp_type
+    if icmp_code is not None:
+        body["port_range_max"] = icmp_code
+    optional = {"protocol": protocol, "remote_ip_prefix": remote_ip,
+                "remote_group_id": remote_group, "description": description}  # fmt: skip
+    body.update({k: v for k, v in optional.items() if v is not None})
+    # the rule is in its group's tenant (an admin's token names no tenant of its own)
+    body["tenant_id"] = client().call("GET", f"/v1/security-groups/{group}")["tenant_id"]
+    show(client().call("POST", "/v1/security-group-rules", body))
+
+
+@sg_rules.command("list")
+def sg_rule_list(group: Annotated[str, typer.Argument(help="the security group's id")]) -> None:
+    """The group's rules."""
+    show(client().call("GET", "/v1/security-group-rules", security_group_id=group))
+
+
+@sg_rules.command("delete")
+def sg_rule_delete(ident: Annotated[str, typer.Argument(help="the rule's id")]) -> None:
+    """Delete a rule (its compiled rule goes with it)."""
+    client().call("DELETE", f"/v1/security-group-rules/{ident}")
+    if not state.json:
+        out.print(f"deleted security group rule {ident}")
 
 
 tokens = typer.Typer(help="API tokens (admin only)", no_args_is_help=True)

@@ -33,6 +33,7 @@ from tenet.model.rules import (
     Rule,
     RuleAction,
 )
+from tenet.model.secgroups import Direction, EtherType, SecurityGroup, SecurityGroupRule
 from tenet.model.services import (
     BgpNetwork,
     BgpPeer,
@@ -69,6 +70,8 @@ __all__ = [
     "DeviceType",
     "DhcpHost",
     "DhcpSubnet",
+    "Direction",
+    "EtherType",
     "HealthMonitor",
     "Host",
     "HostRoute",
@@ -98,6 +101,8 @@ __all__ = [
     "Router",
     "Rule",
     "RuleAction",
+    "SecurityGroup",
+    "SecurityGroupRule",
     "SessionPersistence",
     "Tenant",
     "TenantRecord",

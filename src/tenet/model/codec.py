@@ -162,11 +162,13 @@ def _fields(kind: type) -> dict[str, tuple[Converter, bool]]:
         return cached
     hints = typing.get_type_hints(kind)
     table: dict[str, tuple[Converter, bool]] = {}
+    # a record may read some fields its own way (a protocol given by name or number)
+    parsers: dict[str, Converter] = getattr(kind, "PARSERS", {})
     for f in dataclasses.fields(kind):
         if not f.init:
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        table[f.name] = (converter_for(hints[f.name]), required)
+        table[f.name] = (parsers.get(f.name) or converter_for(hints[f.name]), required)
     _FIELDS[kind] = table
     return table
 

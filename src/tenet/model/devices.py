@@ -123,6 +123,8 @@ class Port(TenantRecord):
     subnet: IPNetwork | None = None
     port_security: bool = False
     allowed_address_pairs: tuple[AddressPair, ...] = ()
+    # bridge ports: the security groups that filter the VM's traffic (tenet.model.secgroups)
+    security_group_ids: tuple[uuid.UUID, ...] = ()
 
     @property
     def interior(self) -> bool:
@@ -138,6 +140,8 @@ class Port(TenantRecord):
                 raise ValidationError("mac", f"{self.mac} is a multicast MAC")
         if len(set(self.port_group_ids)) != len(self.port_group_ids):
             raise ValidationError("port_group_ids", "lists a port group twice")
+        if len(set(self.security_group_ids)) != len(self.security_group_ids):
+            raise ValidationError("security_group_ids", "lists a security group twice")
         if self.device_type is DeviceType.ROUTER:
             self._check_router_port()
         else:
@@ -146,6 +150,8 @@ class Port(TenantRecord):
     def _check_router_port(self) -> None:
         if self.fixed_ips:
             raise ValidationError("fixed_ips", "a router port has one address; use address")
+        if self.security_group_ids:
+            raise ValidationError("security_group_ids", "only bridge ports have security groups")
         if self.mac is None:
             raise ValidationError("mac", "a router port needs a MAC")
         if self.address is None:

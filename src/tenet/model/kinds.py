@@ -37,6 +37,7 @@ from tenet.model.base import Record, TenantRecord
 from tenet.model.devices import Bridge, DeviceType, Port, Route, Router, Tenant
 from tenet.model.hosts import Host, PortBinding, TunnelZone, TunnelZoneMember
 from tenet.model.rules import Chain, IPAddrGroup, PortGroup, Rule
+from tenet.model.secgroups import SecurityGroup, SecurityGroupRule
 from tenet.model.services import (
     BgpNetwork,
     BgpPeer,
@@ -159,6 +160,8 @@ _SPECS: tuple[KindSpec, ...] = (
             Ref(Port, "device_id", Router, CASCADE, when=_on(DeviceType.ROUTER)),
             Ref(Port, "peer_id", Port, CLEAR, same_tenant=False),
             Ref(Port, "port_group_ids", PortGroup, CLEAR, many=True),
+            # a group in use by a port is not deleted (Neutron's 409 SecurityGroupInUse)
+            Ref(Port, "security_group_ids", SecurityGroup, REFUSE, many=True),
             *_chains(Port, "inbound_chain_id", "outbound_chain_id"),
         ),
         children=(PortBinding,),
@@ -206,6 +209,36 @@ _SPECS: tuple[KindSpec, ...] = (
         immutable=("chain_id",),
     ),
     KindSpec(PortGroup),
+    KindSpec(
+        SecurityGroup,
+        # what the group owns: its chains and members' address group (refused deletes
+        # name the group; the object layer deletes them with it)
+        refs=(
+            *_chains(SecurityGroup, "ingress_chain_id", "egress_chain_id"),
+            Ref(SecurityGroup, "ip_addr_group_id", IPAddrGroup, REFUSE),
+        ),
+        immutable=("ingress_chain_id", "egress_chain_id", "ip_addr_group_id"),
+    ),
+    KindSpec(
+        SecurityGroupRule,
+        refs=(
+            Ref(SecurityGroupRule, "security_group_id", SecurityGroup, CASCADE),
+            # Neutron deletes the rules that name a deleted group as their remote
+            Ref(SecurityGroupRule, "remote_group_id", SecurityGroup, CASCADE, follow=False),
+        ),
+        held=False,  # agents run the rules compiled from it (same id)
+        # Neutron has no rule update: a new rule is needed (name, description may change)
+        immutable=(
+            "security_group_id",
+            "direction",
+            "ethertype",
+            "protocol",
+            "port_range_min",
+            "port_range_max",
+            "remote_ip_prefix",
+            "remote_group_id",
+        ),
+    ),
     KindSpec(IPAddrGroup, shareable=True),
     KindSpec(
         LoadBalancer,

@@ -8,9 +8,10 @@ a malformed frame, an unknown port or a loop end in DROP with a trace line.
 
 The walk, per device hop (at most ``MAX_DEVICE_HOPS``)::
 
-    ingress port: admin state, port security (exterior), inbound chain
+    ingress port: admin state, port security and security groups (exterior), inbound chain
     device: bridge.process / router.process -> Forward(ports) | Drop | Consumed | Reject | Wait
-    each egress port: outbound chain; interior -> the peer port's device; exterior -> output
+    each egress port: outbound chain; interior -> the peer port's device;
+        exterior -> security groups, output
 
 All header rewrites are decided along the way in the context and turned into
 datapath actions once, at the end: the difference between the frame as it
@@ -24,7 +25,7 @@ import uuid
 from ipaddress import IPv4Address, ip_address
 
 from tenet.errors import PacketError
-from tenet.model import DeviceType, IPAddress, Port
+from tenet.model import DeviceType, Direction, IPAddress, Port
 from tenet.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ICMP, extract_match
 from tenet.packets.actions import (
     DecTtl,
@@ -39,7 +40,7 @@ from tenet.packets.actions import (
     SimAction,
 )
 from tenet.packets.ipv4 import IPPROTO_TCP
-from tenet.simulation import bridge, conntrack, replies, router, tags
+from tenet.simulation import bridge, conntrack, replies, router, secgroups, tags
 from tenet.simulation.chains import ChainVerdict, run_chain
 from tenet.simulation.context import MAX_DEVICE_HOPS, Ctx
 from tenet.simulation.decision import Consumed, Decision, Drop, Forward, Reject, Wait, from_chain
@@ -111,6 +112,14 @@ def _enter(ctx: Ctx, view: TopologyView, state: StateView, port: Port) -> Decisi
             ctx.note(STEP_PORT, port.id, label, f"port security: {problem}: drop")
             return Drop("port security")
     ctx.in_port_id, ctx.out_port_id = port.id, None
+    # from the VM: its security groups' egress rules
+    egress = Direction.EGRESS
+    if (
+        not port.interior
+        and port.security_group_ids
+        and not secgroups.allowed(ctx, view, port, egress)
+    ):
+        return Drop("security group")
     verdict = run_chain(ctx, view, port.inbound_chain_id, f"port {label} inbound")
     if verdict is not ChainVerdict.ACCEPT:
         return from_chain(verdict, f"port {label} inbound chain")
@@ -146,6 +155,12 @@ def _leave(ctx: Ctx, view: TopologyView, state: StateView, ports: tuple[Port, ..
             continue
         peer = view.peer(port)
         if peer is None:
+            # to the VM: its security groups' ingress rules
+            if port.security_group_ids and not secgroups.allowed(
+                ctx, view, port, Direction.INGRESS
+            ):
+                last = Drop("security group")
+                continue
             exterior.append(port)
             continue
         if len(ports) > 1 and peer.device_type is DeviceType.ROUTER:

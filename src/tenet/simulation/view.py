@@ -45,6 +45,7 @@ from tenet.model import (
     Route,
     Router,
     Rule,
+    SecurityGroup,
     TunnelZone,
     TunnelZoneMember,
 )
@@ -81,6 +82,7 @@ class TopologyView:
         "_routers",
         "_routes",
         "_rules",
+        "_security_groups",
         "bindings",
         "bridges",
         "chains",
@@ -98,6 +100,7 @@ class TopologyView:
         "routers",
         "routes",
         "rules",
+        "security_groups",
     )
 
     def __init__(self, local_host_id: uuid.UUID | None = None) -> None:
@@ -118,6 +121,8 @@ class TopologyView:
         self.port_groups: Mapping[uuid.UUID, PortGroup] = self._port_groups
         self._ip_addr_groups: dict[uuid.UUID, IPAddrGroup] = {}
         self.ip_addr_groups: Mapping[uuid.UUID, IPAddrGroup] = self._ip_addr_groups
+        self._security_groups: dict[uuid.UUID, SecurityGroup] = {}
+        self.security_groups: Mapping[uuid.UUID, SecurityGroup] = self._security_groups
         self._bindings: dict[uuid.UUID, PortBinding] = {}  # by port id
         self.bindings: Mapping[uuid.UUID, PortBinding] = self._bindings
         # underlay address by host id: its tunnel-zone membership of the lowest id
@@ -353,6 +358,7 @@ _TABLES: dict[type[Record], str] = {
     Rule: "_rules",
     PortGroup: "_port_groups",
     IPAddrGroup: "_ip_addr_groups",
+    SecurityGroup: "_security_groups",
 }
 # records by group, ordered by id, per kind: the attribute and the group's id
 _GROUPS: dict[type[Record], tuple[str, Callable[[Any], uuid.UUID]]] = {
@@ -371,6 +377,7 @@ _INDEXES: dict[type[Record], Callable[[TopologyView, Any, Any], None] | None] = 
     Rule: None,
     PortGroup: None,
     IPAddrGroup: None,
+    SecurityGroup: None,
     Route: None,
     DhcpSubnet: None,
     DhcpHost: None,

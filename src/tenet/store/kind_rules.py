@@ -5,7 +5,9 @@ is None for a create) and returns the record to write; ``DELETE[kind](work,
 record)`` runs when one is deleted. They keep what the reference index alone does
 not: unique 24-bit tunnel keys (claimed under index keys), both sides of a link,
 one binding per port and per interface, a chain's rule order, no loop of chain
-jumps, non-overlapping subnets on a router, DHCP host addresses in their subnet.
+jumps, non-overlapping subnets on a router, DHCP host addresses in their subnet,
+and security groups compiled into chains, rules and address groups
+(:mod:`tenet.store.secgroups`).
 
 Invariant: no rule scans a kind. What a rule needs about other records it reads by
 key, or through the reference index under the target's guard
@@ -30,6 +32,8 @@ from tenet.model import (
     Route,
     Rule,
     RuleAction,
+    SecurityGroup,
+    SecurityGroupRule,
     TunnelZoneMember,
 )
 from tenet.model.consistency import (
@@ -39,8 +43,10 @@ from tenet.model.consistency import (
     check_router_port_subnets,
     find_jump_cycle,
 )
+from tenet.model.rules import IPAddrGroup
 from tenet.model.services import DhcpHost, DhcpSubnet
 from tenet.model.types import TUNNEL_KEY_MAX
+from tenet.store import secgroups
 from tenet.store.keys import (
     TUNNEL_KEY_NEXT,
     binding_iface_key,
@@ -85,6 +91,17 @@ def _prepare_bridge(work: UnitOfWork, old: Any, new: Any, position: int | None) 
 
 
 def _prepare_port(work: UnitOfWork, old: Port | None, new: Port, position: int | None) -> Port:
+    new = _prepare_port_links(work, old, new)
+    secgroups.port_written(work, old, new)  # the groups it joins or leaves
+    return new
+
+
+def _delete_port(work: UnitOfWork, record: Record) -> None:
+    _release_tunnel_key(work, record)
+    secgroups.port_deleted(work, record)
+
+
+def _prepare_port_links(work: UnitOfWork, old: Port | None, new: Port) -> Port:
     new = new.replace(tunnel_key=_tunnel_key(work, new, old))
     if new.subnet is not None and (old is None or old.subnet != new.subnet):
         siblings = work.referrer_records(new.device_id, Port)
@@ -120,6 +137,7 @@ def _prepare_route(work: UnitOfWork, old: Route | None, new: Route, position: in
 
 
 def _prepare_chain(work: UnitOfWork, old: Chain | None, new: Chain, position: int | None) -> Chain:
+    secgroups.refuse_owned(work, new)
     before = set(old.rule_ids) if old is not None else set()
     if set(new.rule_ids) != before:
         raise ValidationError(
@@ -142,6 +160,9 @@ def _jumps_from(work: UnitOfWork, chain_id: uuid.UUID, new: Rule) -> set[uuid.UU
 
 
 def _prepare_rule(work: UnitOfWork, old: Rule | None, new: Rule, position: int | None) -> Rule:
+    secgroups.refuse_owned(work, new)
+    if old is not None and old.chain_id != new.chain_id:
+        secgroups.refuse_owned(work, old)
     chain = work.get(Chain, new.chain_id)
     assert chain is not None
     if old is None:
@@ -175,9 +196,17 @@ def _prepare_rule(work: UnitOfWork, old: Rule | None, new: Rule, position: int |
 
 def _delete_rule(work: UnitOfWork, record: Record) -> None:
     assert isinstance(record, Rule)
+    secgroups.refuse_owned(work, record)
     chain = work.get(Chain, record.chain_id)
     if chain is not None and record.id in chain.rule_ids and not work.is_deleted(chain):
         work.put(chain.replace(rule_ids=tuple(r for r in chain.rule_ids if r != record.id)))
+
+
+def _prepare_ip_addr_group(
+    work: UnitOfWork, old: IPAddrGroup | None, new: IPAddrGroup, position: int | None
+) -> IPAddrGroup:
+    secgroups.refuse_owned(work, new)
+    return new
 
 
 def _prepare_binding(
@@ -238,6 +267,9 @@ PREPARE: dict[type[Record], Callable[..., Any]] = {
     Route: _prepare_route,
     Chain: _prepare_chain,
     Rule: _prepare_rule,
+    IPAddrGroup: _prepare_ip_addr_group,
+    SecurityGroup: secgroups.prepare_group,
+    SecurityGroupRule: secgroups.prepare_rule,
     PortBinding: _prepare_binding,
     TunnelZoneMember: _prepare_member,
     DhcpHost: _prepare_dhcp_host,
@@ -245,8 +277,10 @@ PREPARE: dict[type[Record], Callable[..., Any]] = {
 
 DELETE: dict[type[Record], Callable[[UnitOfWork, Record], None]] = {
     Bridge: _release_tunnel_key,
-    Port: _release_tunnel_key,
+    Port: _delete_port,
     Rule: _delete_rule,
+    SecurityGroup: secgroups.delete_group,
+    SecurityGroupRule: secgroups.delete_rule,
     PortBinding: _release_binding,
     TunnelZoneMember: _release_member,
 }

@@ -68,6 +68,7 @@ def build_world(admin: httpx.Client, name: str = "acme") -> dict[str, dict[str, 
                        device_type="bridge", mac="02:00:00:00:00:05",
                        fixed_ips=["10.0.0.5"])  # fmt: skip
     w["chain"] = make(admin, "chains", tenant_id=t, name="c")
+    w["sg"] = make(admin, "security-groups", tenant_id=t, name="web")
     w["host"] = make(admin, "hosts", name=f"{name}-host")
     w["zone"] = make(admin, "tunnel-zones", name=f"{name}-zone")
     return w
@@ -87,6 +88,12 @@ NEW: dict[str, Callable[[W], dict[str, Any]]] = {
     "rules": lambda w: {"tenant_id": w["tenant"]["id"], "chain_id": w["chain"]["id"]},
     "port-groups": lambda w: {"tenant_id": w["tenant"]["id"], "name": "pg"},
     "ip-addr-groups": lambda w: {"tenant_id": w["tenant"]["id"], "name": "ipg"},
+    "security-groups": lambda w: {"tenant_id": w["tenant"]["id"], "name": "db",
+                                  "description": "the database tier"},
+    "security-group-rules": lambda w: {"tenant_id": w["tenant"]["id"],
+                                       "security_group_id": w["sg"]["id"],
+                                       "direction": "ingress", "protocol": 6,
+                                       "port_range_min": 22, "port_range_max": 22},
     "hosts": lambda w: {"name": "h2"},
     "tunnel-zones": lambda w: {"name": "z2"},
     "tunnel-zone-members": lambda w: {"tunnel_zone_id": w["zone"]["id"],

@@ -48,6 +48,10 @@ BODIES: dict[str, list[Callable[[W], Body]]] = {
     ],
     "port_groups": [lambda w: {**_t(w), "name": "pg2"}],
     "ip_addr_groups": [lambda w: {**_t(w), "name": "ipg2", "addresses": ["10.0.0.0/24"]}],
+    "security_groups": [lambda w: {**_t(w), "name": "sg2"}],
+    "security_group_rules": [lambda w: {**_t(w), "security_group_id": w["sg"],
+                                        "direction": "ingress", "protocol": "tcp",
+                                        "port_range_min": 8080, "port_range_max": 8080}],
     "load_balancers": [lambda w: {**_t(w), "router_id": w["router"]}],
     "pools": [lambda w: {**_t(w), "load_balancer_id": w["lb"]}],
     "pool_members": [lambda w: {**_t(w), "pool_id": w["pool"], "address": "10.0.0.9",
@@ -79,7 +83,8 @@ BODIES: dict[str, list[Callable[[W], Body]]] = {
 TARGET: dict[str, str] = {
     "tenants": "tenant", "bridges": "bridge", "routers": "router", "ports": "rport2",
     "routes": "route", "chains": "chain3", "rules": "rule", "port_groups": "pg",
-    "ip_addr_groups": "ipg", "load_balancers": "lb", "pools": "pool", "pool_members": "member",
+    "ip_addr_groups": "ipg", "security_groups": "sg", "security_group_rules": "sgrule",
+    "load_balancers": "lb", "pools": "pool", "pool_members": "member",
     "vips": "vip", "health_monitors": "hm", "dhcp_subnets": "dhcp", "dhcp_hosts": "dhcphost",
     "hosts": "host", "tunnel_zones": "zone", "tunnel_zone_members": "tzm",
     "port_bindings": "binding", "bgp_peers": "bgp", "bgp_networks": "bgpnet",
@@ -114,6 +119,11 @@ def build_world(objects: ObjectStore, name: str) -> W:
     make("rule", "rules", {**t, "chain_id": w["chain3"]})
     make("pg", "port_groups", {**t, "name": "pg"})
     make("ipg", "ip_addr_groups", {**t, "name": "ipg", "addresses": ["10.0.0.0/24"]})
+    make("sg", "security_groups", {**t, "name": "sg"})
+    make("sgrule", "security_group_rules", {**t, "security_group_id": w["sg"],
+                                            "direction": "ingress", "protocol": "tcp",
+                                            "port_range_min": 22,
+                                            "port_range_max": 22})  # fmt: skip
     make("lb", "load_balancers", {**t, "router_id": w["router"]})
     make("hm", "health_monitors", {**t, "name": "hm"})
     make("pool", "pools", {**t, "load_balancer_id": w["lb"]})

@@ -180,3 +180,46 @@ def test_a_command_exit_status_is_the_commands(capsys: pytest.CaptureFixture[str
     assert main(["--version"]) == 0
     assert main(["demo", "--help"]) == 0
     assert "--check" in capsys.readouterr().out
+
+
+def test_security_groups_and_their_rules(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    tenant = tenet_json(api, capsys, "tenant", "create", "--name", "acme")
+    sg = tenet_json(api, capsys, "security-group", "create", "--tenant", tenant["id"],
+                    "--name", "web")  # fmt: skip
+    ssh = tenet_json(api, capsys, "security-group", "rule", "add", sg["id"], "--protocol", "tcp",
+                     "--dst-port", "22", "--remote-ip", "10.0.0.0/8")  # fmt: skip
+    assert (ssh["protocol"], ssh["port_range_min"], ssh["port_range_max"]) == (6, 22, 22)
+    assert ssh["tenant_id"] == tenant["id"]
+    ping = tenet_json(api, capsys, "security-group", "rule", "add", sg["id"], "--protocol",
+                      "icmp", "--icmp-type", "8", "--direction", "ingress")  # fmt: skip
+    assert (ping["protocol"], ping["port_range_min"]) == (1, 8)
+    listed = tenet_json(api, capsys, "security-group", "rule", "list", sg["id"])
+    assert {r["id"] for r in listed["items"]} >= {ssh["id"], ping["id"]}
+    assert len(listed["items"]) == 4  # and the two default egress rules
+    code, out, _ = tenet(api, capsys, "security-group", "rule", "list", sg["id"])
+    assert code == 0
+    assert "ingress" in out
+    assert "egress" in out
+    # a port joins the group, then leaves it
+    bridge = tenet_json(api, capsys, "bridge", "create", "--tenant", tenant["id"])
+    port = tenet_json(api, capsys, "port", "create", "--tenant", tenant["id"],
+                      "--set", f"device_id={bridge['id']}", "--set", "device_type=bridge",
+                      "--set", 'fixed_ips=["10.0.0.5"]', "--security-group", sg["id"])  # fmt: skip
+    assert port["security_group_ids"] == [sg["id"]]
+    code, _, err = tenet(api, capsys, "security-group", "delete", sg["id"])
+    assert code == 1
+    assert port["id"] in err  # in use by the port: named
+    left = tenet_json(api, capsys, "port", "update", port["id"], "--security-group", "")
+    assert left["security_group_ids"] == []
+    code, out, _ = tenet(api, capsys, "security-group", "rule", "delete", ssh["id"])
+    assert code == 0
+    assert "deleted" in out
+    code, _, err = tenet(api, capsys, "security-group", "rule", "add", sg["id"], "--protocol",
+                         "tcp", "--dst-port", "80:22")  # fmt: skip
+    assert code == 1
+    assert "port_range_max" in err
+    code, _, err = tenet(api, capsys, "bridge", "update", bridge["id"], "--security-group", "x")
+    assert code == 2
+    assert "only ports" in err
+    code, _, _ = tenet(api, capsys, "security-group", "delete", sg["id"])
+    assert code == 0

@@ -11,7 +11,9 @@ world's generator.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import random
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,7 @@ from isolation_world import (
     vm_mac,
 )
 
+from tenet.errors import AlreadyExists
 from tenet.model import (
     AddressPair,
     ArpEntry,
@@ -51,7 +54,10 @@ from tenet.model import (
     RouteType,
     Rule,
     RuleAction,
+    SecurityGroup,
+    SecurityGroupRule,
     Tenant,
+    from_dict,
 )
 
 if TYPE_CHECKING:
@@ -86,6 +92,7 @@ class TenantBuilder:
             b.create(PortGroup(id=b.new_id(), tenant_id=self.tid, name=f"{name}/pg{g}"))
             for g in range(int(self.maybe(0.5)))
         ]
+        self.security_groups = self._security_groups()
         self.addr_groups = [b.shared_group]
         if self.maybe(0.5):
             addresses = tuple(net(c) for c in rng.sample([*SUBNETS, INNER, "10.0.1.10/32"], 2))
@@ -116,6 +123,56 @@ class TenantBuilder:
         self.rules()
         b.ingress[self.tid] = self.exterior
 
+    def _security_groups(self) -> list[SecurityGroup]:
+        """0-2 security groups with random rules (drawn from a random generator of their
+        own: the rest of the world is what it was for the seed before they came)."""
+        b = self.b
+        self.sg_rng = rng = random.Random(f"{b.seed}/{self.name}/security groups")
+        if b.simple:
+            return []
+        groups: list[SecurityGroup] = []
+        for g in range(rng.choice((0, 1, 1, 2))):
+            group = b.create(
+                SecurityGroup(
+                    id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                    tenant_id=self.tid,
+                    name=f"{self.name}/sg{g}",
+                    stateful=rng.random() < 0.7,
+                )
+            )
+            groups.append(group)
+            if rng.random() < 0.3:  # no egress unless a rule allows it
+                for stored in b.o.list(SecurityGroupRule, security_group_id=group.id):
+                    b.o.delete(SecurityGroupRule, stored.record.id)
+            for _ in range(rng.randint(0, 3)):
+                self._security_group_rule(rng, group, groups)
+        return groups
+
+    def _security_group_rule(
+        self, rng: random.Random, group: SecurityGroup, groups: list[SecurityGroup]
+    ) -> None:
+        body: dict[str, Any] = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "tenant_id": str(self.tid),
+            "security_group_id": str(group.id),
+            "direction": rng.choice(("ingress", "egress")),
+        }
+        proto = rng.choice((None, "tcp", "udp", "icmp"))
+        if proto is not None:
+            body["protocol"] = proto
+            if proto == "icmp" and rng.random() < 0.5:
+                body["port_range_min"] = rng.choice((0, 8))
+            elif proto != "icmp" and rng.random() < 0.7:
+                low = rng.choice((22, 53, 80, 1024))
+                body["port_range_min"], body["port_range_max"] = low, low + rng.choice((0, 100))
+        remote = rng.random()
+        if remote < 0.3:
+            body["remote_ip_prefix"] = rng.choice([*SUBNETS, INNER, "10.0.1.10/32", "0.0.0.0/0"])
+        elif remote < 0.5:
+            body["remote_group_id"] = str(rng.choice(groups).id)
+        with contextlib.suppress(AlreadyExists):  # a duplicate of a rule drawn before
+            self.b.o.create(from_dict(SecurityGroupRule, body))
+
     def chain(self, p: float = 0.25) -> uuid.UUID | None:
         if self.chains and self.rng.random() < p:
             return self.rng.choice(self.chains).id
@@ -143,6 +200,9 @@ class TenantBuilder:
             inbound_chain_id=self.chain(0.2),
             outbound_chain_id=self.chain(0.2),
             port_group_ids=(self.groups[0].id,) if self.groups and self.maybe(0.5) else (),
+            security_group_ids=tuple(
+                g.id for g in self.security_groups if self.sg_rng.random() < 0.4
+            ),
         )
         self.exterior.append(port)
         self.ports.append(port)

@@ -47,6 +47,12 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "rules": {"tenant_id": TENANT, "chain_id": CHAIN},
     "port_groups": {"tenant_id": TENANT},
     "ip_addr_groups": {"tenant_id": TENANT},
+    "security_groups": {"tenant_id": TENANT},
+    "security_group_rules": {
+        "tenant_id": TENANT,
+        "security_group_id": CHAIN,
+        "direction": "ingress",
+    },
     "load_balancers": {"tenant_id": TENANT, "router_id": ROUTER},
     "pools": {"tenant_id": TENANT, "load_balancer_id": LB},
     "pool_members": {

@@ -36,6 +36,8 @@ REQUIRED: dict[str, set[str]] = {
     "rules": {"tenant_id", "chain_id"},
     "port_groups": {"tenant_id"},
     "ip_addr_groups": {"tenant_id"},
+    "security_groups": {"tenant_id"},
+    "security_group_rules": {"tenant_id", "security_group_id", "direction"},
     "load_balancers": {"tenant_id", "router_id"},
     "pools": {"tenant_id", "load_balancer_id"},
     "pool_members": {"tenant_id", "pool_id", "address", "protocol_port"},
