@@ -32,6 +32,7 @@ from tenet.packets import (
 )
 from tenet.simulation import DictState, SimulationResult, TopologyView, Verdict, simulate, tags
 from tenet.simulation import secgroups as sim_secgroups
+from tenet.simulation.conntrack import Tracking
 from tenet.simulation.context import Ctx
 from tenet.store.reach import Reach
 from tenet.store.secgroups import compiled_id
@@ -169,14 +170,14 @@ def test_arp_dhcp_and_neighbour_discovery_need_no_rule(net: Net) -> None:
 
 
 def test_a_reply_of_a_tracked_connection_is_allowed_when_the_group_is_stateful(net: Net) -> None:
-    """The conntrack seam: a packet whose ct_state is RETURN (set here by hand)."""
+    """A packet whose connection state is RETURN (as if a lookup had found it)."""
     view = net.w.view()
     frame = tcp(net.client, net.server, 80)  # no rule allows it in
     server = view.ports[net.server.id]
 
     def decide() -> tuple[bool, str]:
         ctx = Ctx(extract_match(frame, 0), frame, net.client.id, 0.0)
-        ctx.ct_state = CtState.RETURN
+        ctx.ct = Tracking(net.client.id, None, CtState.RETURN)
         ctx.out_port_id = server.id
         ok = sim_secgroups.allowed(ctx, view, server, Direction.INGRESS)
         return ok, "\n".join(str(s) for s in ctx.trace)
