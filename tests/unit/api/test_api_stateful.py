@@ -24,7 +24,7 @@ from tenet.store.base import Delete, Op, Put
 from tenet.store.boundary import is_shared, tenant_of
 from tenet.store.keys import OBJECTS
 
-EXAMPLES = 40
+EXAMPLES = 60
 STEPS = 12
 
 
@@ -149,4 +149,9 @@ def test_stateful_sequences_as_members_of_two_tenants(server: Server) -> None:
         )
     writes = sorted({c for c in calls if not c[0].startswith("GET") and c[1] < 300})
     print(f"\n{len(calls)} calls; successful writes: {writes}")
-    assert len(writes) >= 8, "few sequences made a successful write: are the links followed?"
+    # a write to an item path succeeds only with an id a previous answer gave: the links
+    # were followed (how many distinct writes the exploration reaches moves with the
+    # document, so the floor is low)
+    followed = [w for w in writes if "{" in w[0]]
+    assert len(writes) >= 6, "few sequences made a successful write"
+    assert len(followed) >= 2, "no write used an id from a previous answer: links not followed"
