@@ -188,7 +188,11 @@ def datapath(quick: bool, raw: dict[str, Any]) -> list[dict[str, Any]]:
     for kind in ("kernel", "userspace"):
         say(f"datapath: tenet, {kind} datapath")
         runs.append(bench_agent.run_tenet(kind, seconds))
-    raw["datapath"] = {"baselines": base, "tenet": runs}
+    guarded = []
+    for kind in ("kernel", "userspace"):
+        say(f"datapath: tenet, {kind} datapath, VMs behind a stateful security group")
+        guarded.append(bench_agent.run_tenet(kind, seconds, stateful=True))
+    raw["datapath"] = {"baselines": base, "tenet": runs, "stateful": guarded}
     vx, veth = base["kernel_vxlan"], base["veth"]
     rows = []
     for r in runs:
@@ -223,6 +227,20 @@ def datapath(quick: bool, raw: dict[str, Any]) -> list[dict[str, Any]]:
                 None, "", "lower"),
             row(s, "agent CPU, under flow setup (2 agents)",
                 r["agents"]["flow_setup_cpu_percent"], "% core", None, "", "lower"),
+        ]  # fmt: skip
+    for plain, g in zip(runs, guarded, strict=True):
+        s = f"datapath/{g['datapath']}+sg"
+        rows += [
+            row(s, "new connections/s arriving through a stateful security group",
+                g["flow_setup"]["received_per_s"], "1/s", plain["flow_setup"]["received_per_s"],
+                "the same without groups"),
+            row(s, "TCP VM to VM across hosts, both behind the group", g["tcp_gbit_s"],
+                "Gbit/s", plain["tcp_gbit_s"], "the same without groups"),
+            row(s, f"upcalls during the {g['tcp_seconds']:.0f} s TCP transfer",
+                g["tcp_upcalls"], "", plain["tcp_upcalls"], "the same without groups", "lower"),
+            row(s, "agent RSS, under flow setup (per agent)",
+                g["agents"]["flow_setup_rss_mb"] / 2, "MB",
+                plain["agents"]["flow_setup_rss_mb"] / 2, "the same without groups", "lower"),
         ]  # fmt: skip
     return rows
 

@@ -41,6 +41,8 @@ from pathlib import Path
 from tests.integration.netns import Lab, Vm, netns_exec, sh
 from tests.integration.topo import World
 
+from tenet.model import Port, SecurityGroup, SecurityGroupRule, Tenant, from_dict
+
 SERVER = """
     import socket, sys, time
     srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -215,7 +217,24 @@ def upcalls(world: World) -> int:
     return sum(world.stats(n)["upcalls"] for n in range(len(world.hosts)))
 
 
-def run_tenet(datapath: str, seconds: float, progress: bool = True) -> dict[str, object]:
+def guard(world: World, tenant: Tenant, vms: list[Vm]) -> None:
+    """A stateful security group on ``vms`` letting TCP, UDP and ICMP in: every packet
+    is looked up, every new connection committed and sent to the peer host."""
+    o = world.objects
+    group = o.create(SecurityGroup(tenant_id=tenant.id, name="bench")).record
+    for protocol in ("tcp", "udp", "icmp"):
+        body = {"tenant_id": str(tenant.id), "security_group_id": str(group.id),
+                "direction": "ingress", "protocol": protocol}  # fmt: skip
+        o.create(from_dict(SecurityGroupRule, body))
+    for vm in vms:
+        port = o.get(Port, world.ports[vm.name]).record
+        o.update(port.replace(security_group_ids=(group.id,)))
+
+
+def run_tenet(
+    datapath: str, seconds: float, progress: bool = True, *, stateful: bool = False
+) -> dict[str, object]:
+    """The datapath figures; ``stateful``: both VMs behind a stateful security group."""
     lab = Lab(datapath=datapath)
     lab.start()
     try:
@@ -226,6 +245,8 @@ def run_tenet(datapath: str, seconds: float, progress: bool = True) -> dict[str,
             net = world.bridge(acme, "net")
             vm1 = world.vm(acme, net, 0, "02:00:00:00:00:01", "10.0.0.1/24")
             vm2 = world.vm(acme, net, 1, "02:00:00:00:00:02", "10.0.0.2/24")
+            if stateful:
+                guard(world, acme, [vm1, vm2])
             world.start_agents()
             pids = [p.pid for p in lab.agents]
             say = print if progress else (lambda *_: None)
@@ -256,6 +277,7 @@ def run_tenet(datapath: str, seconds: float, progress: bool = True) -> dict[str,
         lab.close()
     return {
         "datapath": datapath,
+        "stateful": stateful,
         "ping_first_ms": {"p50": statistics.median(firsts), "p99": percentile(firsts, 99)},
         "ping_later_ms": {"p50": statistics.median(later), "p99": percentile(later, 99)},
         "flow_setup": setup,
