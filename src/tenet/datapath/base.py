@@ -78,8 +78,10 @@ class Datapath(Protocol):
         TTL above that floor (0: any TTL), so the datapath may match one flow for all
         of them and hand over a packet whose TTL is at or under the floor (a router
         on its way answers it with an ICMP error). A datapath may ignore it and match
-        exactly: exact is never wrong, only more upcalls. ``delete``, ``dump`` and
-        the counters still speak of ``match``.
+        exactly: exact is never wrong, only more upcalls (both datapaths here honour
+        it, and a loose flow's :attr:`FlowStats.tcp_flags` then holds the flags of a
+        whole connection's direction). ``delete``, ``dump`` and the counters still
+        speak of ``match``.
         """
 
     def delete(self, match: FlowMatch) -> FlowStats | None: ...

@@ -1,8 +1,8 @@
 """The userspace datapath: the portable reference fast path, in Python.
 
 One AF_PACKET socket per local port (the host side of a VM's veth), one UDP
-socket for VXLAN on the host's underlay address, an exact-match flow table, and
-one worker thread that moves frames::
+socket for VXLAN on the host's underlay address, a flow table (exact and loose
+matches), and one worker thread that moves frames::
 
     frame in on port P (or VXLAN with key K, from host H)
       K is STATE_VNI (flow state)?        -> upcall (with H), never forwarded

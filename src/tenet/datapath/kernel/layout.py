@@ -153,7 +153,7 @@ OUT_LAYOUT = Layout(
 #   56  |                    outs[0] (struct out, 12 bytes) ...                 |
 #   64  |                ...                |            outs[1] ...            |
 #   .. ... outs[MAX_OUT - 1] ends at 152
-#  152  |          tcp_flags_seen (the OR of the TCP flags of the frames served)  |
+#  152  |    tcp_flags_seen (the OR of the TCP flags of the frames it served)   |
 #       +--------+--------+--------+--------+--------+--------+--------+--------+
 FLOW_VAL = Layout(
     "flow_val",

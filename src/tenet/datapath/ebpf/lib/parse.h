@@ -2,9 +2,9 @@
 /*
  * Reading a frame into its flow key, as tenet.packets.match.extract_match would:
  * untagged IPv4 with a 20-byte header and IPv6 without extension headers, and
- * their TCP, UDP, ICMP and ICMPv6 headers (an echo's identifier too). Anything else (ARP, neighbor discovery,
- * VLAN tags, IP options, IPv6 extension headers, headers extract_match would
- * refuse) makes extract() return -1: the agent reads it.
+ * their TCP, UDP, ICMP and ICMPv6 headers (an echo's identifier too). Anything
+ * else (ARP, neighbor discovery, VLAN tags, IP options, IPv6 extension headers,
+ * headers extract_match would refuse) makes extract() return -1: the agent reads it.
  *
  * Invariant: a key extract() fills is the one the agent's kernel_key() makes of
  * extract_match's FlowMatch of the same frame (the unit and integration tests

@@ -3,8 +3,9 @@
  * Handing a frame to the agent: a struct upcall record (the frame's first
  * MAX_FRAME bytes, why, and for a tunnelled frame its tunnel key and outer source)
  * copied to the `upcalls` ring, in arrival order: flow-state frames (STATE_VNI)
- * and later misses share it; the frame itself is dropped here. Every hand-over is counted (misses apart from frames not read
- * here), and so is a full ring.
+ * and later misses share it; the frame itself is dropped here. Every hand-over is
+ * counted (misses apart from frames not read here), and so is a full ring: a state
+ * frame lost to it is counted in C_RING_FULL like any other.
  */
 #ifndef TENET_UPCALL_H
 #define TENET_UPCALL_H
