@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from tenet.model.types import TUNNEL_KEY_STATE
 from tenet.packets import FlowMatch
 from tenet.packets.actions import DpAction, Output, Tunnel
 
-STATE_VNI = 0xFFFFFF
+STATE_VNI = TUNNEL_KEY_STATE
 """The VNI of flow-state frames between agents: never a port's tunnel key."""
 
 

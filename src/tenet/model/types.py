@@ -27,7 +27,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BROADCAST_MAC = MAC("ff:ff:ff:ff:ff:ff")
 TUNNEL_KEY_BITS = 24
-TUNNEL_KEY_MAX = (1 << TUNNEL_KEY_BITS) - 1
+TUNNEL_KEY_STATE = (1 << TUNNEL_KEY_BITS) - 1  # reserved: flow-state messages between agents
+TUNNEL_KEY_MAX = TUNNEL_KEY_STATE - 1
 NAME_MAX = 255
 IFNAME_MAX = 15
 
@@ -116,9 +117,14 @@ def check_range(value: int, lo: int, hi: int, field: str) -> None:
 
 
 def check_tunnel_key(value: int, field: str = "tunnel_key") -> None:
-    """0 means "allocate one"; otherwise the key must fit in 24 bits."""
+    """0 means "allocate one"; otherwise the key must fit in 24 bits, and not be the
+    one reserved for flow state between agents."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TUNNEL_KEY_MAX:
-        raise ValidationError(field, f"{value!r} is outside the 24-bit range 1..{TUNNEL_KEY_MAX}")
+        raise ValidationError(
+            field,
+            f"{value!r} is outside the 24-bit range 1..{TUNNEL_KEY_MAX} "
+            f"({TUNNEL_KEY_STATE} is reserved for flow state between agents)",
+        )
 
 
 def check_same_family(a: IPAddress | IPNetwork, b: IPAddress | IPNetwork, field: str) -> None:

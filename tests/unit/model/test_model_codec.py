@@ -410,7 +410,7 @@ FULL: list[tuple[type[Any], dict[str, Any]]] = [
         Bridge,
         body(
             "bridges",
-            tunnel_key=(1 << 24) - 1,
+            tunnel_key=(1 << 24) - 2,
             inbound_chain_id=CHAIN,
             static_arp=[
                 {"ip": "10.0.0.1", "mac": "02:00:00:00:00:01"},
