@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import Host, mac
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tenet.agent import flowstate
 from tenet.agent.flowstate import FlowStateTable, Timeouts
@@ -520,3 +522,44 @@ def test_a_chain_that_tells_new_from_established_sees_the_second_packet_establis
     assert len(cloud.send(H1, vm1, query)) == 1
     assert cloud.hosts[H1].core.counters.ct_rechecks == 1
     assert cloud.send(H1, vm1, query) == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=400), st.integers(0, 400), st.binary(min_size=1, max_size=8))
+def test_any_bytes_as_a_state_frame_never_raise_nor_create_state(
+    noise: bytes, at: int, junk: bytes
+) -> None:
+    """From a tunnel-zone host: random frames, and a valid frame with bytes changed."""
+    cloud = CLOUD()
+    core = cloud.hosts[H2].core
+    z = uuid.uuid4()
+    key = ConnectionKey(z, 17, ip("10.0.0.9"), 1, ip("10.0.0.2"), 2)
+    table = FlowStateTable()
+    group, _ = table.commit([Connection(key, Direction.RETURN)], [], 0.0)
+    valid = flowstate.encode(H1, 1, [(flowstate.OP_UPSERT, group)], table.timeouts, 0.0)[0]
+    mangled = valid[:at] + junk + valid[at + len(junk) :]
+    for frame in (noise, mangled):
+        try:
+            match = extract_match(frame, 0, STATE_VNI)
+        except Exception:
+            match = extract_match(valid, 0, STATE_VNI)
+        core.handle(Upcall(0, frame, match, STATE_VNI, tunnel_src=ADDR[H1]), 1.0)
+    counters = core.flowstate.counters
+    # each taken, refused as malformed, or refused for naming another sender
+    assert counters.state_received + counters.state_malformed + counters.state_rejected == 2
+    # whatever a mangled frame that still parses said, it names only keys it carried
+    for g in core.flowstate.groups():
+        assert H1 in g.peers
+
+
+_CLOUD: list[Cloud] = []
+
+
+def CLOUD() -> Cloud:  # noqa: N802 (one world for every example: building it is slow)
+    if not _CLOUD:
+        _CLOUD.append(Cloud())
+    cloud = _CLOUD[0]
+    for host in cloud.hosts.values():
+        host.core.flowstate = FlowStateTable()
+        host.core.__post_init__()
+    return cloud
