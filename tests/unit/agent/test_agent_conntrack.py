@@ -31,6 +31,7 @@ from tenet.model import (
     DeviceType,
     Port,
     PortBinding,
+    PortGroup,
     PortRange,
     Record,
     Route,
@@ -563,3 +564,32 @@ def CLOUD() -> Cloud:  # noqa: N802 (one world for every example: building it is
         host.core.flowstate = FlowStateTable()
         host.core.__post_init__()
     return cloud
+
+
+def test_members_of_a_stateful_port_group_get_the_state_too() -> None:
+    """A reply may enter at any port of a stateful group (two uplinks): the state of a
+    connection through a member goes to the hosts of every member, here h2 (vm2's),
+    although the connection itself stays on h1."""
+    cloud = Cloud()
+    inbound_asks(cloud)
+    group = PortGroup(tenant_id=T.id, name="uplinks", stateful=True)
+    vm1 = dataclasses.replace(cloud.vm1, port_group_ids=(group.id,))
+    vm2 = dataclasses.replace(cloud.vm2, port_group_ids=(group.id,))
+    for host in cloud.hosts.values():
+        for record in (group, vm1, vm2):
+            host.change(record)
+    cloud.vm1, cloud.vm2 = vm1, vm2
+    # a destination on h1 itself: without the group, no other host would hear of it
+    local = Port(tenant_id=T.id, device_id=cloud.b1.id, device_type=DeviceType.BRIDGE,
+                 name="vm4", mac=MAC("02:00:00:00:00:04"), fixed_ips=(ip("10.0.0.4"),),
+                 tunnel_key=104)  # fmt: skip
+    binding = PortBinding(port_id=local.id, host_id=H1, interface="vm4")
+    for host in cloud.hosts.values():
+        host.change(local)
+        host.change(binding)
+        host.learned.macs[(cloud.b1.id, mac("02:00:00:00:00:04"))] = local.id
+    out = cloud.send(H1, vm1, udp(VM1, "02:00:00:00:00:04", "10.0.0.1", "10.0.0.4", 5000, 53))
+    assert len(out) == 1
+    assert cloud.state_frames(H1) == 1  # to h2, vm2's host, a member of the group
+    fwd = ConnectionKey(cloud.b1.id, 17, ip("10.0.0.1"), 5000, ip("10.0.0.4"), 53)
+    assert cloud.hosts[H2].core.flowstate.connection(fwd) is not None
