@@ -1,0 +1,275 @@
+"""etcd clusters for tests and the demo: members started and stopped by PID.
+
+An :class:`EtcdCluster` runs Debian's ``etcd`` (3.4) members, each with its data in
+a directory of its own under ``root``, on loopback or on an address inside a
+network namespace (``Member.ns``; run with nsenter, so only the network namespace
+changes). Ports are picked free at start. Timings are short so that a test sees
+an election in well under a second: heartbeat 50 ms, election timeout 500 ms,
+pre-vote on (a member coming back from a partition does not depose the leader),
+progress notifications every second (a watch stream is never silent for long).
+
+Faults: :meth:`EtcdCluster.kill` (SIGKILL, the data directory kept),
+:meth:`EtcdCluster.restart` (the same member on the same data), :meth:`EtcdCluster.pause`
+and :meth:`EtcdCluster.resume` (SIGSTOP/SIGCONT). Nothing is stopped by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ETCD = "etcd"
+DEFAULT_TIMINGS = (
+    "--heartbeat-interval=50",
+    "--election-timeout=500",
+    "--pre-vote=true",
+    "--experimental-watch-progress-notify-interval=1s",
+    "--auto-compaction-retention=0",
+)
+
+
+def etcd_available() -> str | None:
+    """The path of the etcd binary, None if it is not installed."""
+    return shutil.which(ETCD)
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (of the caller's namespace)."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Member:
+    name: str
+    address: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    ns: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.address}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{self.address}:{self.peer_port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.address}:{self.client_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class EtcdCluster:
+    """``size`` members on ``places`` ((namespace or None, address) each; loopback
+    if not given). Use as a context manager, or call ``start`` and ``close``."""
+
+    size: int = 3
+    places: list[tuple[str | None, str]] | None = None
+    root: Path | None = None
+    members: list[Member] = field(default_factory=list)
+    token: str = field(default_factory=lambda: f"tenet-{time.monotonic_ns()}")
+    _own_root: bool = False
+
+    def __post_init__(self) -> None:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="tenet-etcd-"))
+            self._own_root = True
+        places = self.places or [(None, "127.0.0.1")] * self.size
+        if len(places) != self.size:
+            raise ValueError(f"{self.size} members but {len(places)} places")
+        taken: set[int] = set()
+        for index, (ns, address) in enumerate(places, start=1):
+            ports = []
+            while len(ports) < 2:  # in a namespace of our own, any port is free
+                port = free_port() if ns is None else 23790 + index * 10 + len(ports)
+                if port not in taken:
+                    taken.add(port)
+                    ports.append(port)
+            self.members.append(
+                Member(f"m{index}", address, ports[0], ports[1], self.root / f"m{index}", ns)
+            )
+
+    @property
+    def url(self) -> str:
+        """The store URL of the cluster: ``etcd://`` and every member."""
+        return "etcd://" + ",".join(m.endpoint for m in self.members)
+
+    def __enter__(self) -> EtcdCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running members ---------------------------------------------------------------
+    def _command(self, member: Member) -> list[str]:
+        cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        cmd = [
+            ETCD,
+            f"--name={member.name}",
+            f"--data-dir={member.data_dir}",
+            f"--listen-client-urls={member.client_url}",
+            f"--advertise-client-urls={member.client_url}",
+            f"--listen-peer-urls={member.peer_url}",
+            f"--initial-advertise-peer-urls={member.peer_url}",
+            f"--initial-cluster={cluster}",
+            "--initial-cluster-state=new",
+            f"--initial-cluster-token={self.token}",
+            *DEFAULT_TIMINGS,
+        ]
+        if member.ns is not None:
+            cmd = ["nsenter", f"--net=/run/netns/{member.ns}", *cmd]
+        return cmd
+
+    def _spawn(self, member: Member) -> None:
+        member.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = (member.data_dir.parent / f"{member.name}.log").open("ab")
+        member.proc = subprocess.Popen(
+            self._command(member),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start every member and wait until the cluster answers a linearizable read."""
+        for member in self.members:
+            self._spawn(member)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0, members: list[Member] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        for member in members or self.members:
+            while not self._answers(member):
+                if not member.running:
+                    raise RuntimeError(f"etcd member {member.name} exited: {self.log(member)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"etcd member {member.name} is not ready: {self.log(member)}"
+                    )
+                time.sleep(0.05)
+
+    def _answers(self, member: Member) -> bool:
+        if member.ns is not None:  # its address is only reachable from inside
+            return self._answers_in(member)
+        try:
+            response = httpx.post(
+                f"{member.client_url}/v3/kv/range",
+                json={"key": "AA==", "count_only": True},
+                headers={"Grpc-Metadata-hasleader": "true"},
+                timeout=1.0,
+                trust_env=False,
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and "error" not in response.json()
+
+    def _answers_in(self, member: Member) -> bool:
+        cmd = [
+            "nsenter",
+            f"--net=/run/netns/{member.ns}",
+            "etcdctl",
+            f"--endpoints={member.client_url}",
+            "--command-timeout=1s",
+            "get",
+            "--count-only",
+            "x",
+        ]
+        done = subprocess.run(cmd, capture_output=True, timeout=10, check=False)
+        return done.returncode == 0
+
+    def log(self, member: Member, tail: int = 5) -> str:
+        path = member.data_dir.parent / f"{member.name}.log"
+        try:
+            return " | ".join(path.read_text(errors="replace").splitlines()[-tail:])
+        except OSError:
+            return "(no log)"
+
+    # -- faults ------------------------------------------------------------------------
+    def kill(self, member: Member) -> None:
+        """SIGKILL the member (by its PID) and reap it; its data stays."""
+        if member.proc is None:
+            return
+        if member.proc.poll() is None:
+            member.proc.kill()
+        member.proc.wait(timeout=10)
+
+    def restart(self, member: Member, timeout: float = 30.0) -> None:
+        """Start a killed member again on its data directory, and wait until it answers."""
+        self.kill(member)
+        self._spawn(member)
+        self.wait_ready(timeout, [member])
+
+    def pause(self, member: Member) -> None:
+        if member.running and member.proc is not None:
+            member.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, member: Member) -> None:
+        if member.running and member.proc is not None:
+            member.proc.send_signal(signal.SIGCONT)
+
+    def leader(self, timeout: float = 10.0) -> Member:
+        """The member that is the leader now (asked of the members on loopback)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for member in self.members:
+                if not member.running or member.ns is not None:
+                    continue
+                try:
+                    status = httpx.post(
+                        f"{member.client_url}/v3/maintenance/status",
+                        json={},
+                        timeout=1.0,
+                        trust_env=False,
+                    ).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                leader = status.get("leader")
+                if leader and leader == status.get("header", {}).get("member_id"):
+                    return member
+            if time.monotonic() > deadline:
+                raise RuntimeError("no etcd member says it is the leader")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop every member by PID (SIGCONT first: a paused one cannot die of SIGTERM)."""
+        for member in self.members:
+            if member.proc is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                member.proc.send_signal(signal.SIGCONT)
+                member.proc.terminate()
+        for member in self.members:
+            if member.proc is None:
+                continue
+            try:
+                member.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                member.proc.kill()
+                member.proc.wait(timeout=5)
+        if self._own_root and self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
