@@ -3,7 +3,8 @@ object layer that keeps model records in it.
 
 ``open_store(url)`` picks a backend: ``memory:`` (one process; tests) or
 ``sqlite:///absolute/path.db`` / ``sqlite:relative/path.db`` (the embedded
-default) or ``etcd://host:port[,host:port...]`` (a cluster, for many machines). The protocol is in :mod:`tenet.store.base`.
+default) or ``etcd://host:port[,host:port...]`` (a cluster, for many machines).
+The protocol is in :mod:`tenet.store.base`.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ class EtcdPool:
         self._thread.start()
 
     def take(self) -> EtcdCluster:
-        assert self._thread is not None and self._next is not None
+        assert self._thread is not None
+        assert self._next is not None
         self._thread.join()
         if self._error is not None:
             raise self._error
