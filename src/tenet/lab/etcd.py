@@ -101,7 +101,7 @@ class EtcdCluster:
             raise ValueError(f"{self.size} members but {len(places)} places")
         taken: set[int] = set()
         for index, (ns, address) in enumerate(places, start=1):
-            ports = []
+            ports: list[int] = []
             while len(ports) < 2:  # in a namespace of our own, any port is free
                 port = free_port() if ns is None else 23790 + index * 10 + len(ports)
                 if port not in taken:
