@@ -332,7 +332,10 @@ def api(
     """Run the REST API server."""
     from tenet.api.server import serve
 
-    serve(store, host, port, no_auth=no_auth, token_file=token_file)
+    try:
+        serve(store, host, port, no_auth=no_auth, token_file=token_file)
+    except TenetError as exc:  # a bad store URL, a store that cannot be reached
+        raise CliError(f"tenet api: {exc}", 2) from exc
 
 
 @app.command()
