@@ -16,6 +16,7 @@ and :meth:`EtcdCluster.resume` (SIGSTOP/SIGCONT). Nothing is stopped by name.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -196,7 +198,7 @@ class EtcdCluster:
             f"--endpoints={member.client_url}",
             "--command-timeout=1s",
             "get",
-            "--count-only",
+            "--keys-only",
             "x",
         ]
         done = subprocess.run(cmd, capture_output=True, timeout=10, check=False)
@@ -233,27 +235,47 @@ class EtcdCluster:
             member.proc.send_signal(signal.SIGCONT)
 
     def leader(self, timeout: float = 10.0) -> Member:
-        """The member that is the leader now (asked of the members on loopback)."""
+        """The member that is the leader now."""
         deadline = time.monotonic() + timeout
         while True:
             for member in self.members:
-                if not member.running or member.ns is not None:
+                if not member.running:
                     continue
-                try:
-                    status = httpx.post(
-                        f"{member.client_url}/v3/maintenance/status",
-                        json={},
-                        timeout=1.0,
-                        trust_env=False,
-                    ).json()
-                except (httpx.HTTPError, ValueError):
-                    continue
+                status = self._status(member)
                 leader = status.get("leader")
                 if leader and leader == status.get("header", {}).get("member_id"):
                     return member
             if time.monotonic() > deadline:
                 raise RuntimeError("no etcd member says it is the leader")
             time.sleep(0.05)
+
+    def _status(self, member: Member) -> dict[str, Any]:
+        """The member's own status (its id in ``header.member_id``, ``leader``), {} if
+        it does not answer."""
+        if member.ns is None:
+            try:
+                answer = httpx.post(
+                    f"{member.client_url}/v3/maintenance/status",
+                    json={},
+                    timeout=1.0,
+                    trust_env=False,
+                ).json()
+            except (httpx.HTTPError, ValueError):
+                return {}
+            return answer if isinstance(answer, dict) else {}
+        cmd = [
+            *("nsenter", f"--net=/run/netns/{member.ns}", "etcdctl"),
+            *(f"--endpoints={member.client_url}", "--command-timeout=1s"),
+            *("endpoint", "status", "-w", "json"),
+        ]
+        done = subprocess.run(cmd, capture_output=True, timeout=10, check=False, text=True)
+        try:
+            status = json.loads(done.stdout)[0]["Status"]
+        except (ValueError, LookupError, TypeError):
+            return {}
+        # etcdctl prints the ids as numbers, the gateway as strings
+        header = {"member_id": str(status["header"]["member_id"])}
+        return {"leader": str(status.get("leader", "")), "header": header}
 
     def close(self) -> None:
         """Stop every member by PID (SIGCONT first: a paused one cannot die of SIGTERM)."""

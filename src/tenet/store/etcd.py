@@ -7,6 +7,12 @@ The store protocol is etcd's (see :mod:`tenet.store.base`), so this is a mapping
   TxnConflict names the keys whose revision moved. At most ``MAX_TXN_OPS`` (128,
   etcd's ``--max-txn-ops``) operations, and a request under ``--max-request-bytes``
   (1.5 MiB): more is a TooLarge, and nothing is written;
+* a txn whose answer was lost (its member died with it) is looked up, not blindly
+  sent again: if one of its keys was last written before the txn was sent, it was
+  not applied and is sent again; if every key holds what it wrote, at one
+  revision, it was applied; otherwise the caller gets StoreUnavailable saying
+  that the outcome is unknown. (A blind retry could apply a write twice, around
+  another writer's: a reader would see v1, v2, v1.);
 * a watch reads one member's ``/v3/watch`` stream in a thread of its own, and when
   that member fails, goes quiet or loses its leader, it watches again on the next
   member from the revision after the last one delivered: no gap, no duplicate.
@@ -43,6 +49,7 @@ from tenet.errors import (
 )
 from tenet.store.base import NO_LEASE, Compare, Event, EventType, KeyValue, ListResult, Op, Put
 from tenet.store.etcd_client import (
+    AnswerLost,
     Endpoint,
     EtcdClient,
     EtcdError,
@@ -147,12 +154,7 @@ class EtcdStore:
                 f"{self}: a transaction of {size} bytes of keys and values; etcd takes "
                 f"requests of at most {MAX_REQUEST_BYTES} bytes"
             )
-        try:
-            answer = self._call("kv/txn", body, write=True)
-        except StoreError as exc:
-            if "lease not found" in str(exc):
-                raise LeaseExpired(self._dead_lease(ops)) from exc
-            raise
+        answer = self._send_txn(body, ops)
         if answer.get("succeeded"):
             return _revision(answer)
         failed = []
@@ -162,6 +164,46 @@ class EtcdStore:
             if now != compare.mod_revision:
                 failed.append(compare.key)
         raise TxnConflict(tuple(failed) or tuple(c.key for c in compares))
+
+    def _send_txn(self, body: Json, ops: Sequence[Op]) -> Json:
+        """Send a txn; when its answer is lost, find out whether it was applied: an
+        answer as if it had been (it was), the txn sent again (it was not), or
+        StoreUnavailable (no telling)."""
+        while True:
+            before = self._client.seen_revision  # the txn, if applied, is after this
+            try:
+                return self._call("kv/txn", body, write=True)
+            except AnswerLost as lost:
+                verdict = self._was_applied(ops, before)
+                if verdict is None:
+                    raise StoreUnavailable(
+                        f"{lost}; the store cannot tell which (its keys changed since)"
+                    ) from lost
+                if verdict:
+                    return {"succeeded": True, "header": {"revision": str(verdict)}}
+            except StoreError as exc:
+                if "lease not found" in str(exc):
+                    raise LeaseExpired(self._dead_lease(ops)) from exc
+                raise
+
+    def _was_applied(self, ops: Sequence[Op], before: int) -> int | None:
+        """After a lost answer: the txn's revision if it was applied, 0 if it was not,
+        None if there is no telling. A txn is atomic, so one key is enough to say
+        "not applied": it was last written at or before ``before``. "Applied": every
+        key holds what the txn wrote, all at one revision after ``before``."""
+        puts = [op for op in ops if isinstance(op, Put)]
+        if not puts:
+            return None  # deletes leave no mark: were they ours?
+        found = [self.get(op.key) for op in puts]
+        if any(kv is not None and kv.mod_revision <= before for kv in found):
+            return 0
+        revisions = {kv.mod_revision for kv in found if kv is not None}
+        if len(revisions) == 1 and all(
+            kv is not None and kv.value == bytes(op.value) and kv.lease == op.lease
+            for kv, op in zip(found, puts, strict=True)
+        ):
+            return revisions.pop()
+        return None
 
     def _dead_lease(self, ops: Sequence[Op]) -> int:
         leases = sorted({op.lease for op in ops if isinstance(op, Put) and op.lease})
@@ -175,7 +217,8 @@ class EtcdStore:
     def grant_lease(self, ttl: float) -> int:
         if not ttl > 0:
             raise ValidationError("ttl", f"{ttl} must be positive")
-        answer = self._call("lease/grant", {"TTL": str(math.ceil(ttl))}, write=True)
+        # sent again if its answer is lost: a lease granted twice expires unused
+        answer = self._call("lease/grant", {"TTL": str(math.ceil(ttl))}, write=False)
         return int(answer["ID"])
 
     def keepalive(self, lease: int) -> None:

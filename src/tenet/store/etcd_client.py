@@ -24,8 +24,8 @@ Invariants of :class:`EtcdClient`:
 * a call that failed before the request reached a member (connection refused, no
   leader) is tried on the next member, until ``deadline`` seconds have passed; a
   *write* whose answer was lost (timeout, reset) is not retried, since it may have
-  been applied: it raises :class:`~tenet.errors.StoreUnavailable` saying the
-  outcome is unknown. Reads are retried on any failure;
+  been applied: it raises :class:`AnswerLost` (a StoreUnavailable), for the store
+  to find out what happened. Reads are retried on any failure;
 * the member that answered last is asked first next time.
 """
 
@@ -52,6 +52,11 @@ RETRY_CODES = {14, 8}
 NOT_PROPOSED = ("no leader", "not capable", "too many requests", "server stopped")
 
 Json = dict[str, Any]
+
+
+class AnswerLost(StoreUnavailable):
+    """A write reached a member but its answer did not come back: it may or may not
+    have been applied (the store finds out which, when it can)."""
 
 
 class EtcdError(Exception):
@@ -113,6 +118,7 @@ class EtcdClient:
         self.timeout = timeout
         self.deadline = deadline
         self._first = 0
+        self.seen_revision = 0
         self._lock = threading.Lock()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout), headers=HASLEADER, trust_env=False
@@ -131,6 +137,13 @@ class EtcdClient:
         with self._lock:
             self._first = self.endpoints.index(endpoint)
 
+    def saw(self, answer: Json) -> None:
+        """Note the revision an answer was read at: every write sent after this has a
+        later one (revisions only grow, cluster-wide)."""
+        revision = int(answer.get("header", {}).get("revision", 0))
+        with self._lock:
+            self.seen_revision = max(self.seen_revision, revision)
+
     def call(self, path: str, body: Json, *, write: bool) -> Json:
         """POST ``body`` to ``/v3/<path>`` on a member that answers; the answer's JSON.
 
@@ -148,7 +161,7 @@ class EtcdClient:
                     continue
                 except httpx.HTTPError as exc:
                     if write:
-                        raise StoreUnavailable(
+                        raise AnswerLost(
                             f"{self}: the answer to a write from {endpoint} was lost "
                             f"({type(exc).__name__}); it may or may not have been applied"
                         ) from exc
@@ -158,13 +171,14 @@ class EtcdClient:
                 error = answer.get("error")
                 if error is None:
                     self.answered(endpoint)
+                    self.saw(answer)
                     return answer
                 code, message = int(answer.get("code", 2)), str(answer.get("message", error))
                 if code in RETRY_CODES and (not write or any(m in message for m in NOT_PROPOSED)):
                     problems[str(endpoint)] = message
                     continue
                 if code in RETRY_CODES:
-                    raise StoreUnavailable(
+                    raise AnswerLost(
                         f"{self}: {endpoint} answered {message!r} to a write; "
                         "it may or may not have been applied"
                     )
