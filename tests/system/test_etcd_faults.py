@@ -229,6 +229,7 @@ def test_the_leader_killed_during_a_burst(world: World) -> None:
 
     numbers = world.client.run(check_api_writes, store, out)
     after_kill = sum(1 for _, when in out.acked if when >= killed_at)
+    before_kill = len(out.acked) - after_kill
     assert after_kill, "no write was acknowledged after the leader died"
     bad = check_linearizable(registers.history)
     assert not bad, f"not linearizable: {bad}"
@@ -243,7 +244,8 @@ def test_the_leader_killed_during_a_burst(world: World) -> None:
     for client in [store, *watchers, *clients]:
         client.close()
     print(
-        f"\nleader killed in a burst: API {numbers}, {after_kill} acked after the kill; "
+        f"\nleader killed in a burst: API {numbers}, {before_kill} acked before the kill, "
+        f"{after_kill} after; "
         f"registers: {len(registers.history)} ops ({unknown} of unknown outcome), "
         f"linearizable; 3 watchers saw the same {len(streams[0])} events, "
         f"revisions {start}..{stop_at[0]} without a gap"
