@@ -9,7 +9,6 @@ only, and threads they start inherit it), through :class:`InNamespace`.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -26,25 +25,13 @@ import httpx
 import pytest
 
 from tenet.lab import Lab, leftovers
-from tenet.lab.etcd import EtcdCluster, etcd_available
+from tenet.lab.etcd import EtcdCluster, enter_namespace, etcd_available
 from tenet.model.devices import Tenant
 from tenet.store import EtcdStore
 from tenet.store.keys import kind_prefix
 
-CLONE_NEWNET = 0x40000000
 API_PORT = 8740
 T = TypeVar("T")
-
-
-def enter_namespace(ns: str) -> None:
-    """Move the calling thread into network namespace ``ns``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {ns}")
-    finally:
-        os.close(fd)
 
 
 class InNamespace:

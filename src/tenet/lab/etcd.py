@@ -16,18 +16,24 @@ and :meth:`EtcdCluster.resume` (SIGSTOP/SIGCONT). Nothing is stopped by name.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tenet.lab.netns import Lab, sh
 
 ETCD = "etcd"
 DEFAULT_TIMINGS = (
@@ -295,3 +301,83 @@ class EtcdCluster:
                 member.proc.wait(timeout=5)
         if self._own_root and self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# -- servers on a lab's underlay -------------------------------------------------------------
+CLONE_NEWNET = 0x40000000
+
+
+def enter_namespace(ns: str) -> None:
+    """Move the calling *thread* into network namespace ``ns`` (``setns`` changes the
+    calling thread only; threads it starts inherit it; a socket stays in the
+    namespace it was made in)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns into {ns}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def server_namespace(lab: Lab, name: str, address: str) -> str:
+    """A namespace ``<prefix><name>`` on the lab's underlay at ``address`` (/24), for a
+    server (an etcd member, the API); not one of the lab's hosts. Removed by name
+    with the lab's prefix (:func:`tenet.lab.sweep`)."""
+    ns = f"{lab.prefix}{name}"
+    outer = f"{lab.prefix}x{name}"[:15]
+    sh("ip", "netns", "add", ns)
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+    sh("ip", "link", "add", outer, "netns", lab.underlay_ns, "type", "veth",
+       "peer", "ul0", "netns", ns)  # fmt: skip
+    sh("ip", "-n", lab.underlay_ns, "link", "set", outer, "master", "ul", "up")
+    sh("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "ul0")
+    sh("ip", "-n", ns, "link", "set", "ul0", "up")
+    return ns
+
+
+class Relay:
+    """Publishes a TCP server of a namespace on loopback of the caller's namespace:
+    a connection to ``127.0.0.1:<port>`` is carried to ``address:target_port`` in
+    ``ns``, byte for byte (the demo's API, for the ``tenet`` command on this machine)."""
+
+    def __init__(self, ns: str, address: str, target_port: int, port: int = 0) -> None:
+        self._target = (address, target_port)
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self.port = int(self._listener.getsockname()[1])
+        self._dialer = ThreadPoolExecutor(1, initializer=enter_namespace, initargs=(ns,))
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name="relay", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                inner, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                outer = self._dialer.submit(socket.create_connection, self._target, 5).result()
+            except (OSError, RuntimeError):
+                inner.close()
+                continue
+            for a, b in ((inner, outer), (outer, inner)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        self._dialer.shutdown(wait=False, cancel_futures=True)
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            src.shutdown(socket.SHUT_RD)
