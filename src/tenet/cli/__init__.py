@@ -371,11 +371,16 @@ def demo(
         bool,
         typer.Option("--check", help="run the checks, clean up and exit (non-zero on failure)"),
     ] = False,
+    store: Annotated[
+        str, typer.Option(help="sqlite (one file) or etcd (a three-member cluster)")
+    ] = "sqlite",
 ) -> None:
     """tenet's main job: agents, an API and two tenants on this machine, with real traffic."""
-    from tenet.cli.demo import run
+    from tenet.cli.demo import STORES, run
 
-    raise typer.Exit(run(check=check))
+    if store not in STORES:
+        raise CliError(f"--store: must be one of {', '.join(STORES)}", 2)
+    raise typer.Exit(run(check=check, store=store))
 
 
 def main(argv: list[str] | None = None) -> int:
