@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from tenet.lab.netns import Lab, sh
+from tenet.lab.netns import Lab, remove_namespace, sh
 
 ETCD = "etcd"
 DEFAULT_TIMINGS = (
@@ -340,15 +340,20 @@ def server_namespace(lab: Lab, name: str, address: str) -> str:
 class Relay:
     """Publishes a TCP server of a namespace on loopback of the caller's namespace:
     a connection to ``127.0.0.1:<port>`` is carried to ``address:target_port`` in
-    ``ns``, byte for byte (the demo's API, for the ``tenet`` command on this machine)."""
+    ``ns``, byte for byte (the demo's API, a test's view of a cluster on an underlay).
+    ``close`` ends every connection it carries."""
 
     def __init__(self, ns: str, address: str, target_port: int, port: int = 0) -> None:
         self._target = (address, target_port)
         self._listener = socket.create_server(("127.0.0.1", port))
         self.port = int(self._listener.getsockname()[1])
         self._dialer = ThreadPoolExecutor(1, initializer=enter_namespace, initargs=(ns,))
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
-        threading.Thread(target=self._accept, name="relay", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="relay", daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -361,13 +366,40 @@ class Relay:
             except (OSError, RuntimeError):
                 inner.close()
                 continue
-            for a, b in ((inner, outer), (outer, inner)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            with self._lock:
+                if self._closed.is_set():
+                    inner.close()
+                    outer.close()
+                    return
+                self._open |= {inner, outer}
+                carrier = threading.Thread(target=self._carry, args=(inner, outer), daemon=True)
+                self._threads = [t for t in self._threads if t.is_alive()] + [carrier]
+            carrier.start()
+
+    def _carry(self, inner: socket.socket, outer: socket.socket) -> None:
+        back = threading.Thread(target=_pump, args=(outer, inner), daemon=True)
+        back.start()
+        _pump(inner, outer)
+        back.join()
+        with self._lock:
+            self._open -= {inner, outer}
+        inner.close()
+        outer.close()
 
     def close(self) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
-        self._dialer.shutdown(wait=False, cancel_futures=True)
+        self._acceptor.join(timeout=5)
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=5)
+        self._dialer.shutdown(wait=True, cancel_futures=True)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
@@ -379,5 +411,43 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
     finally:
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            src.shutdown(socket.SHUT_RD)
+
+
+class UnderlayEtcd:
+    """A cluster of ``size`` members on a lab's underlay, each in a server namespace
+    ``<prefix>e<N>`` at ``10.250.0.<first + N - 1>``, and a relay per member that
+    publishes it on loopback. ``url`` is the cluster for the lab's agents,
+    ``local_url`` for the caller (through the relays). ``close`` stops the members by
+    PID and removes their namespaces."""
+
+    def __init__(self, lab: Lab, root: Path, size: int = 3, first: int = 201) -> None:
+        self.lab = lab
+        self.namespaces: list[str] = []
+        places: list[tuple[str | None, str]] = []
+        for n in range(1, size + 1):
+            address = f"10.250.0.{first + n - 1}"
+            self.namespaces.append(server_namespace(lab, f"e{n}", address))
+            places.append((self.namespaces[-1], address))
+        self.cluster = EtcdCluster(size=size, places=places, root=root)
+        self.relays: list[Relay] = []
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def local_url(self) -> str:
+        return "etcd://" + ",".join(f"127.0.0.1:{r.port}" for r in self.relays)
+
+    def start(self) -> None:
+        self.cluster.start()
+        for member in self.cluster.members:
+            assert member.ns is not None
+            self.relays.append(Relay(member.ns, member.address, member.client_port))
+
+    def close(self) -> None:
+        for relay in self.relays:
+            relay.close()
+        self.cluster.close()
+        for ns in self.namespaces:
+            remove_namespace(ns)
