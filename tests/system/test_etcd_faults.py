@@ -7,9 +7,12 @@ the notes; none of them is asserted as a timing.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 import random
+import re
+import subprocess
 import threading
 import time
 import uuid
@@ -19,9 +22,22 @@ import httpx
 import pytest
 
 from tenet.errors import StoreError, StoreUnavailable, TxnConflict
-from tenet.model.devices import Tenant
+from tenet.lab import netns_exec
+from tenet.lab.traffic import ping
+from tenet.model import (
+    Bridge,
+    DeviceType,
+    Host,
+    Port,
+    PortBinding,
+    Tenant,
+    TunnelZone,
+    TunnelZoneMember,
+)
+from tenet.model.types import MAC
 from tenet.store import Compare, EtcdStore, Put
 from tenet.store.keys import applied_key, kind_prefix
+from tenet.store.objects import ObjectStore
 
 from .checkers import Op, Seen, check_linearizable, check_watchers
 from .conftest import World, tenant_names
@@ -249,4 +265,86 @@ def test_the_leader_killed_during_a_burst(world: World) -> None:
         f"registers: {len(registers.history)} ops ({unknown} of unknown outcome), "
         f"linearizable; 3 watchers saw the same {len(streams[0])} events, "
         f"revisions {start}..{stop_at[0]} without a gap"
+    )
+
+
+# -- the whole cluster down ------------------------------------------------------------------
+def two_vms_on_two_hosts(world: World, store: EtcdStore) -> list[uuid.UUID]:
+    """A tenant's bridge with a VM on each of two new hosts, their agents on the cluster."""
+    o = ObjectStore(store)
+    run = world.client.run
+    tenant = run(o.create, Tenant(name="acme")).record
+    zone = run(o.create, TunnelZone(name="underlay")).record
+    bridge = run(o.create, Bridge(tenant_id=tenant.id, name="net")).record
+    host_ids = []
+    for n in (1, 2):
+        ns, address = world.lab.add_host()
+        host = run(o.create, Host(name=ns)).record
+        run(o.create, TunnelZoneMember(tunnel_zone_id=zone.id, host_id=host.id, address=address))
+        mac = f"02:00:00:00:00:0{n}"
+        vm = world.lab.add_vm(ns, mac, f"10.0.0.{n}/24")
+        port = Port(
+            tenant_id=tenant.id,
+            device_id=bridge.id,
+            device_type=DeviceType.BRIDGE,
+            name=vm.name,
+            mac=MAC(mac),
+            fixed_ips=(ipaddress.ip_address(vm.ip),),
+        )
+        port = run(o.create, port).record
+        run(o.create, PortBinding(port_id=port.id, host_id=host.id, interface=vm.host_if))
+        host_ids.append(host.id)
+        proc = world.lab.run_agent(ns, str(host.id), world.cluster.url, address)
+        world.lab.started(proc, timeout=60)
+        world.agents[str(host.id)] = proc
+    return host_ids
+
+
+def wait_applied(world: World, store: EtcdStore, host_id: uuid.UUID, revision: int) -> float:
+    """Seconds until the host's agent has applied ``revision``."""
+    start = time.monotonic()
+    while True:
+        kv = world.client.run(store.get, applied_key(host_id))
+        if kv is not None and int(kv.value) >= revision:
+            return time.monotonic() - start
+        assert time.monotonic() - start < 60, f"agent {host_id} did not apply {revision}"
+        time.sleep(0.05)
+
+
+def test_the_whole_cluster_down_for_10_s(world: World) -> None:
+    store = world.store()
+    hosts = two_vms_on_two_hosts(world, store)
+    vm1, vm2 = world.lab.vms["vm1"], world.lab.vms["vm2"]
+    first = ping(vm1.ns, vm2.ip)
+    assert first.received == 3, first.output
+    # a ping every 0.2 s for 16 s, around an outage of 10 s
+    pinger = subprocess.Popen(
+        netns_exec(vm1.ns, "ping", "-n", "-i", "0.2", "-c", "80", "-W", "1", vm2.ip),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(2)
+    for member in world.cluster.members:
+        world.cluster.kill(member)
+    time.sleep(10)
+    world.cluster.restart_all()
+    healed = time.monotonic()
+    out, _ = pinger.communicate(timeout=60)
+    replies = len(re.findall(r"icmp_seq=\d+ ttl=", out))
+    assert replies >= 72, f"the established flow stopped forwarding: {replies}/80 replies\n{out}"
+    for host_id, proc in world.agents.items():
+        assert proc.poll() is None, f"agent {host_id} ended: {world.lab.stderr(proc)[-2000:]}"
+    # a change made after the outage reaches both agents
+    made = world.client.run(ObjectStore(store).create, Tenant(name="after"))
+    revision = world.client.run(store.revision)
+    took = [wait_applied(world, store, host, revision) for host in hosts]
+    since_heal = time.monotonic() - healed
+    back = ping(vm2.ns, vm1.ip)  # a new flow: upcalls work again
+    assert back.received == 3, back.output
+    assert made.record.name == "after"
+    store.close()
+    print(
+        f"\nwhole cluster down 10 s: {replies}/80 pings answered across the outage; a change "
+        f"after it applied in {max(took):.2f} s ({since_heal:.2f} s after the cluster was back)"
     )

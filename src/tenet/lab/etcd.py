@@ -232,6 +232,14 @@ class EtcdCluster:
         self._spawn(member)
         self.wait_ready(timeout, [member])
 
+    def restart_all(self, timeout: float = 30.0) -> None:
+        """Start every killed member again at once (one alone has no quorum to answer)."""
+        for member in self.members:
+            if not member.running:
+                self.kill(member)
+                self._spawn(member)
+        self.wait_ready(timeout)
+
     def pause(self, member: Member) -> None:
         if member.running and member.proc is not None:
             member.proc.send_signal(signal.SIGSTOP)

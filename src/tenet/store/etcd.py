@@ -70,14 +70,26 @@ ALL_KEYS = "\0"  # as a range end: every key from the start on
 class EtcdStore:
     """A Store on an etcd cluster. ``url`` is ``etcd://host:port[,host:port...]``."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, deadline: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        deadline: float = 30.0,
+        start_deadline: float = 5.0,
+    ) -> None:
+        """``timeout``: of one request to one member; ``deadline``: how long a call
+        (or a watch) keeps trying the members before it raises StoreUnavailable, long
+        enough to ride out an election or a whole cluster's restart;
+        ``start_deadline``: the same for the first call, which fails fast."""
         self.url = url
-        self._client = EtcdClient(parse_endpoints(url), timeout=timeout, deadline=deadline)
+        self._client = EtcdClient(parse_endpoints(url), timeout=timeout, deadline=start_deadline)
         try:
             self.revision()
         except StoreError:
             self._client.close()
             raise
+        self._client.deadline = deadline
 
     def __str__(self) -> str:
         return str(self._client)

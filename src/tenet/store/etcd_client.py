@@ -112,7 +112,7 @@ class EtcdClient:
         endpoints: list[Endpoint],
         *,
         timeout: float = 2.0,
-        deadline: float = 10.0,
+        deadline: float = 30.0,
     ) -> None:
         self.endpoints = endpoints
         self.timeout = timeout

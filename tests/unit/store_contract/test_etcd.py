@@ -34,7 +34,7 @@ def test_an_unreachable_cluster_at_start_names_its_members() -> None:
     ports = [free_port(), free_port()]
     url = f"etcd://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
     with pytest.raises(StoreUnavailable) as info:
-        EtcdStore(url, timeout=0.5, deadline=0.5)
+        EtcdStore(url, timeout=0.5, start_deadline=0.5)
     message = str(info.value)
     assert "no etcd member" in message
     assert all(f"127.0.0.1:{port}" in message for port in ports)
