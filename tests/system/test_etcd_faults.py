@@ -36,7 +36,7 @@ from tenet.model import (
 )
 from tenet.model.types import MAC
 from tenet.store import Compare, EtcdStore, Put
-from tenet.store.keys import applied_key, kind_prefix
+from tenet.store.keys import applied_key, kind_prefix, object_key
 from tenet.store.objects import ObjectStore
 
 from .checkers import Op, Seen, check_linearizable, check_watchers
@@ -337,7 +337,9 @@ def test_the_whole_cluster_down_for_10_s(world: World) -> None:
         assert proc.poll() is None, f"agent {host_id} ended: {world.lab.stderr(proc)[-2000:]}"
     # a change made after the outage reaches both agents
     made = world.client.run(ObjectStore(store).create, Tenant(name="after"))
-    revision = world.client.run(store.revision)
+    written = world.client.run(store.get, object_key(Tenant, made.record.id))
+    assert written is not None
+    revision = written.mod_revision
     took = [wait_applied(world, store, host, revision) for host in hosts]
     since_heal = time.monotonic() - healed
     back = ping(vm2.ns, vm1.ip)  # a new flow: upcalls work again
