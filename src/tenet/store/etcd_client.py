@@ -19,8 +19,9 @@ Fields at their default (0, false, empty) are left out: a failed txn has no
 Invariants of :class:`EtcdClient`:
 
 * every call has a timeout (connect and read), and every call asks for a leader
-  (``Grpc-Metadata-hasleader: true``): a member cut off from the majority answers
-  "no leader" at once instead of hanging;
+  (``Grpc-Metadata-hasleader: true``): a watch on a member cut off from the
+  majority is ended with "no leader" instead of hanging (a linearizable read there
+  hangs until the timeout; both then go to the next member);
 * a call that failed before the request reached a member (connection refused, no
   leader) is tried on the next member, until ``deadline`` seconds have passed; a
   *write* whose answer was lost (timeout, reset) is not retried, since it may have

@@ -10,7 +10,7 @@ import pytest
 
 from tenet.errors import StoreUnavailable, TooLarge, ValidationError
 from tenet.lab.etcd import EtcdCluster, etcd_available, free_port
-from tenet.store import EtcdStore, Put, open_store
+from tenet.store import EtcdStore, Put, Watch, open_store
 
 pytestmark = pytest.mark.skipif(etcd_available() is None, reason="etcd is not installed")
 
@@ -85,3 +85,31 @@ def test_writes_and_a_watch_carry_on_when_a_member_dies(cluster: EtcdCluster) ->
         watch.close()
         store.close()
         cluster.restart(first)
+
+
+def drain_until_it_fails(watch: Watch, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        watch.get(timeout=1)
+
+
+def test_without_a_quorum_calls_and_watches_say_so(cluster: EtcdCluster) -> None:
+    """The member left has no leader: its watch is ended with "no leader" (the watch
+    asks for one), its reads time out, and after the store's deadline the caller
+    hears StoreUnavailable, not silence."""
+    store = EtcdStore(cluster.url, deadline=2)
+    watch = store.watch("/q/", store.revision() + 1)
+    for member in cluster.members[1:]:
+        cluster.kill(member)
+    try:
+        with pytest.raises(StoreUnavailable) as read:
+            store.get("/q/a")
+        assert "no etcd member" in str(read.value)
+        with pytest.raises(StoreUnavailable) as watched:
+            drain_until_it_fails(watch)
+        assert "the watch lost every member" in str(watched.value)
+        assert "no leader" in str(watched.value), watched.value
+    finally:
+        watch.close()
+        store.close()
+        cluster.restart_all()
