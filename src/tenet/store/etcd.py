@@ -7,12 +7,16 @@ The store protocol is etcd's (see :mod:`tenet.store.base`), so this is a mapping
   TxnConflict names the keys whose revision moved. At most ``MAX_TXN_OPS`` (128,
   etcd's ``--max-txn-ops``) operations, and a request under ``--max-request-bytes``
   (1.5 MiB): more is a TooLarge, and nothing is written;
-* a txn whose answer was lost (its member died with it) is looked up, not blindly
-  sent again: if one of its keys was last written before the txn was sent, it was
-  not applied and is sent again; if every key holds what it wrote, at one
-  revision, it was applied; otherwise the caller gets StoreUnavailable saying
-  that the outcome is unknown. (A blind retry could apply a write twice, around
-  another writer's: a reader would see v1, v2, v1.);
+* a txn whose answer was lost (its member died with it, or the leader did) is
+  looked up, not blindly sent again. It was applied if its keys hold what it wrote
+  at one revision since it was sent, or if etcd's history shows its first key
+  written so at a revision since (up to ``MAX_LOOKUP`` revisions back): its
+  revision is returned. Otherwise it is sent again *guarded*: with, besides its
+  own compares, "every key it puts is as it is now", so that if the lost one lands
+  first, the second fails (and is then found applied). Left to chance: a lost
+  txn without compares that lands after its guarded copy (it writes the same
+  values again), and a txn whose history was compacted or is only deletes: those
+  raise StoreUnavailable saying that the outcome is unknown;
 * a watch reads one member's ``/v3/watch`` stream in a thread of its own, and when
   that member fails, goes quiet or loses its leader, it watches again on the next
   member from the revision after the last one delivered: no gap, no duplicate.
@@ -65,6 +69,7 @@ MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1_572_864  # etcd's default --max-request-bytes
 WATCH_QUIET = 5.0  # a watch stream silent this long is dropped and opened again
 ALL_KEYS = "\0"  # as a range end: every key from the start on
+MAX_LOOKUP = 256  # revisions a lost write's key is looked up at, at most
 
 
 class EtcdStore:
@@ -152,70 +157,103 @@ class EtcdStore:
                 f"{self}: a transaction of {len(ops)} operations and {len(compares)} "
                 f"compares; etcd takes at most {MAX_TXN_OPS} of each"
             )
-        body: Json = {
-            "compare": [
-                {"target": "MOD", "key": b64(c.key), "mod_revision": str(c.mod_revision)}
-                for c in compares
-            ],
-            "success": [_request(op) for op in ops],
-            "failure": [{"request_range": {"key": b64(c.key)}} for c in compares],
-        }
         size = sum(len(op.key) + len(op.value) for op in ops if isinstance(op, Put))
         if size > MAX_REQUEST_BYTES:
             raise TooLarge(
                 f"{self}: a transaction of {size} bytes of keys and values; etcd takes "
                 f"requests of at most {MAX_REQUEST_BYTES} bytes"
             )
-        answer = self._send_txn(body, ops)
-        if answer.get("succeeded"):
-            return _revision(answer)
-        failed = []
-        for compare, response in zip(compares, answer.get("responses") or [], strict=False):
-            kvs = (response.get("response_range") or {}).get("kvs") or []
-            now = int(kvs[0].get("mod_revision", 0)) if kvs else 0
-            if now != compare.mod_revision:
-                failed.append(compare.key)
-        raise TxnConflict(tuple(failed) or tuple(c.key for c in compares))
+        return self._send_txn(tuple(compares), ops)
 
-    def _send_txn(self, body: Json, ops: Sequence[Op]) -> Json:
-        """Send a txn; when its answer is lost, find out whether it was applied: an
-        answer as if it had been (it was), the txn sent again (it was not), or
+    def _send_txn(self, compares: tuple[Compare, ...], ops: Sequence[Op]) -> int:
+        """Send a txn; when its answer is lost, find out whether it was applied: its
+        revision if it was, the txn sent again, guarded, if it was not (so far), or
         StoreUnavailable (no telling)."""
+        resent, first = False, self._client.seen_revision
         while True:
             before = self._client.seen_revision  # the txn, if applied, is after this
             try:
-                return self._call("kv/txn", body, write=True)
+                answer = self._call("kv/txn", _txn_body(compares, ops), write=True)
             except AnswerLost as lost:
                 verdict = self._was_applied(ops, before)
                 if verdict is None:
                     raise StoreUnavailable(
-                        f"{lost}; the store cannot tell which (its keys changed since)"
+                        f"{lost}; the store cannot tell which (its history since is gone "
+                        "or too long)"
                     ) from lost
                 if verdict:
-                    return {"succeeded": True, "header": {"revision": str(verdict)}}
+                    return verdict
+                compares = self._guarded(compares, ops)
+                resent = True
+                continue
             except StoreError as exc:
                 if "lease not found" in str(exc):
                     raise LeaseExpired(self._dead_lease(ops)) from exc
                 raise
+            if answer.get("succeeded"):
+                return _revision(answer)
+            if resent:  # the lost one may have landed after all, before this one
+                landed = self._holds(ops, first)
+                if landed:
+                    return landed
+                raise StoreUnavailable(
+                    f"{self}: a write's answer was lost, and the keys it writes changed "
+                    "before it could be sent again: its outcome is unknown"
+                )
+            raise _conflict(compares, answer)
 
-    def _was_applied(self, ops: Sequence[Op], before: int) -> int | None:
-        """After a lost answer: the txn's revision if it was applied, 0 if it was not,
-        None if there is no telling. A txn is atomic, so one key is enough to say
-        "not applied": it was last written at or before ``before``. "Applied": every
-        key holds what the txn wrote, all at one revision after ``before``."""
+    def _guarded(self, compares: tuple[Compare, ...], ops: Sequence[Op]) -> tuple[Compare, ...]:
+        """The compares for sending again a txn found not applied: also "every key it
+        puts is as it is now", so that if the lost one lands first, this one fails."""
+        keys = {c.key for c in compares}
+        extra: tuple[Compare, ...] = ()
+        for op in ops:
+            if isinstance(op, Put) and op.key not in keys:
+                kv = self.get(op.key)
+                extra += (Compare(op.key, kv.mod_revision if kv else 0),)
+                keys.add(op.key)
+        return compares + extra
+
+    def _holds(self, ops: Sequence[Op], before: int) -> int:
+        """The revision at which every key the txn puts holds what it wrote, one
+        revision after ``before``; 0 if they do not."""
         puts = [op for op in ops if isinstance(op, Put)]
-        if not puts:
-            return None  # deletes leave no mark: were they ours?
         found = [self.get(op.key) for op in puts]
-        if any(kv is not None and kv.mod_revision <= before for kv in found):
-            return 0
         revisions = {kv.mod_revision for kv in found if kv is not None}
         if len(revisions) == 1 and all(
             kv is not None and kv.value == bytes(op.value) and kv.lease == op.lease
             for kv, op in zip(found, puts, strict=True)
         ):
-            return revisions.pop()
-        return None
+            revision = revisions.pop()
+            return revision if revision > before else 0
+        return 0
+
+    def _was_applied(self, ops: Sequence[Op], before: int) -> int | None:
+        """After a lost answer: the txn's revision if it was applied, 0 if it was not
+        (up to now), None if there is no telling. It is atomic and after ``before``:
+        if its first put is not at any revision since, in etcd's history, it was
+        not applied."""
+        puts = [op for op in ops if isinstance(op, Put)]
+        if not puts:
+            return None  # deletes leave no mark: were they ours?
+        landed = self._holds(ops, before)
+        if landed:
+            return landed
+        first, now = puts[0], self.revision()
+        if now - before > MAX_LOOKUP:
+            return None
+        for revision in range(before + 1, now + 1):
+            try:
+                answer = self._call(
+                    "kv/range", {"key": b64(first.key), "revision": str(revision)}, write=False
+                )
+            except StoreError:
+                return None  # compacted: no telling
+            kvs = answer.get("kvs") or []
+            kv = _kv(kvs[0]) if kvs else None
+            if kv is not None and kv.mod_revision == revision and kv.value == bytes(first.value):
+                return revision
+        return 0
 
     def _dead_lease(self, ops: Sequence[Op]) -> int:
         leases = sorted({op.lease for op in ops if isinstance(op, Put) and op.lease})
@@ -262,6 +300,29 @@ class EtcdStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _txn_body(compares: Sequence[Compare], ops: Sequence[Op]) -> Json:
+    """A Txn: every compare ``MOD == mod_revision``; the failure branch reads the
+    compared keys back, to name those that moved."""
+    return {
+        "compare": [
+            {"target": "MOD", "key": b64(c.key), "mod_revision": str(c.mod_revision)}
+            for c in compares
+        ],
+        "success": [_request(op) for op in ops],
+        "failure": [{"request_range": {"key": b64(c.key)}} for c in compares],
+    }
+
+
+def _conflict(compares: Sequence[Compare], answer: Json) -> TxnConflict:
+    failed = []
+    for compare, response in zip(compares, answer.get("responses") or [], strict=False):
+        kvs = (response.get("response_range") or {}).get("kvs") or []
+        now = int(kvs[0].get("mod_revision", 0)) if kvs else 0
+        if now != compare.mod_revision:
+            failed.append(compare.key)
+    return TxnConflict(tuple(failed) or tuple(c.key for c in compares))
 
 
 def _request(op: Op) -> Json:
