@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,7 @@ from tenet.model import (
     TunnelZoneMember,
 )
 from tenet.model.types import MAC
-from tenet.store import SqliteStore
+from tenet.store import Store
 from tenet.store.keys import alive_key, stats_key
 from tenet.store.objects import ObjectStore
 
@@ -34,6 +33,7 @@ from .topo import listening, ping
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.parametrize("datapath", ["userspace", "kernel"], indirect=True),
+    pytest.mark.parametrize("store_backend", ["sqlite", "etcd"], indirect=True),
 ]
 
 
@@ -46,8 +46,7 @@ def wait_for(what: str, check: object, timeout: float = 20) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def two_hosts_one_bridge(lab: Lab, path: Path) -> tuple[SqliteStore, list[uuid.UUID]]:
-    store = SqliteStore(path)
+def two_hosts_one_bridge(lab: Lab, store: Store, url: str) -> list[uuid.UUID]:
     o = ObjectStore(store)
     tenant = o.create(Tenant(name="acme")).record
     zone = o.create(TunnelZone(name="underlay")).record
@@ -71,13 +70,13 @@ def two_hosts_one_bridge(lab: Lab, path: Path) -> tuple[SqliteStore, list[uuid.U
         ).record
         o.create(PortBinding(port_id=port.id, host_id=host.id, interface=vm.host_if))
         host_ids.append(host.id)
-        lab.run_agent(ns, str(host.id), path, address)
+        lab.run_agent(ns, str(host.id), url, address)
     for host_id in host_ids:
         wait_for(f"agent {host_id}", lambda h=host_id: store.get(alive_key(h)) is not None)
-    return store, host_ids
+    return host_ids
 
 
-def stats(store: SqliteStore, host_id: uuid.UUID) -> dict[str, int]:
+def stats(store: Store, host_id: uuid.UUID) -> dict[str, int]:
     kv = store.get(stats_key(host_id))
     assert kv is not None, "the agent publishes no counters"
     return json.loads(kv.value)  # type: ignore[no-any-return]
@@ -105,9 +104,10 @@ CLIENT = """
 
 
 def test_ping_and_a_10_mb_transfer_across_two_hosts(
-    lab: Lab, tmp_path: Path, datapath: str
+    lab: Lab, lab_store: tuple[Store, str], datapath: str
 ) -> None:
-    store, hosts = two_hosts_one_bridge(lab, tmp_path / "store.db")
+    store, url = lab_store
+    hosts = two_hosts_one_bridge(lab, store, url)
     try:
         vm1, vm2 = lab.vms["vm1"], lab.vms["vm2"]
         pinged = ping(vm1, vm2.ip)

@@ -14,6 +14,7 @@ import pytest
 
 from tenet.cli.demo import PREFIX, STATE_DIR
 from tenet.lab import leftovers, sh, start_time
+from tenet.lab.etcd import etcd_available
 from tenet.lab.state import RunState
 
 pytestmark = pytest.mark.integration
@@ -32,9 +33,9 @@ def no_demo_running() -> Iterator[None]:
     assert not STATE_DIR.exists(), "the demo left its state directory behind"
 
 
-def demo_check() -> subprocess.CompletedProcess[str]:
+def demo_check(*extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tenet", "demo", "--check"],
+        [sys.executable, "-m", "tenet", "demo", "--check", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -42,8 +43,11 @@ def demo_check() -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_demo_passes_every_check(no_demo_running: None) -> None:
-    done = demo_check()
+@pytest.mark.parametrize("store", ["sqlite", "etcd"])
+def test_the_demo_passes_every_check(no_demo_running: None, store: str) -> None:
+    if store == "etcd" and etcd_available() is None:
+        pytest.skip("etcd is not installed (./dev setup installs Debian's etcd-server)")
+    done = demo_check("--store", store)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     rows = [line for line in out.splitlines() if line.startswith("│")]
@@ -55,7 +59,7 @@ def test_the_demo_passes_every_check(no_demo_running: None) -> None:
     summary = re.search(r"(\d+) of (\d+) checks passed", out)
     assert summary, out
     assert summary[1] == summary[2], out
-    for needed in ("ttl 63", "/docs", "admin-token"):
+    for needed in ("ttl 63", "/docs", "admin-token", f"store        {store}://"):
         assert needed in out, f"{needed!r} missing from:\n{out}"
 
 

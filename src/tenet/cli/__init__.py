@@ -413,7 +413,10 @@ def api(
     """Run the REST API server."""
     from tenet.api.server import serve
 
-    serve(store, host, port, no_auth=no_auth, token_file=token_file)
+    try:
+        serve(store, host, port, no_auth=no_auth, token_file=token_file)
+    except TenetError as exc:  # a bad store URL, a store that cannot be reached
+        raise CliError(f"tenet api: {exc}", 2) from exc
 
 
 @app.command()
@@ -495,11 +498,16 @@ def demo(
         bool,
         typer.Option("--check", help="run the checks, clean up and exit (non-zero on failure)"),
     ] = False,
+    store: Annotated[
+        str, typer.Option(help="sqlite (one file) or etcd (a three-member cluster)")
+    ] = "sqlite",
 ) -> None:
     """tenet's main job: agents, an API and two tenants on this machine, with real traffic."""
-    from tenet.cli.demo import run
+    from tenet.cli.demo import STORES, run
 
-    raise typer.Exit(run(check=check))
+    if store not in STORES:
+        raise CliError(f"--store: must be one of {', '.join(STORES)}", 2)
+    raise typer.Exit(run(check=check, store=store))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """``tenet demo``: tenet's main job on one machine, as root (the set-up; the checks and
 the report are :mod:`tenet.cli.demo_checks`).
 
-It starts the embedded SQLite store, the API server and three agents, each in a
+It starts the embedded SQLite store (or, ``--store etcd``, a three-member etcd
+cluster in namespaces of its own on the underlay, the API server beside it,
+published on loopback), the API server and three agents, each in a
 host namespace on a shared underlay; builds through the REST API two tenants
 (each a router joining two networks, the same address ranges in both) with VMs
 (namespaces) spread over the hosts; then sends real traffic: ping and TCP inside
@@ -41,12 +43,16 @@ from rich.console import Console
 from tenet.cli.client import Client, CliError, Config
 from tenet.cli.demo_checks import TCP_PORT, Check, DemoChecks, DemoVm
 from tenet.lab import Lab, stop_pids, sweep
+from tenet.lab.etcd import EtcdCluster, Relay, server_namespace
 from tenet.lab.state import RunState
 from tenet.lab.traffic import start_server
 
 PREFIX = "tdemo-"
 STATE_DIR = Path("/run/tenet-demo")
 API_PORT = 8740  # the tenet command's default URL, when free
+ETCD_ADDRESS = "10.250.0.20{}"  # --store etcd: the members on the underlay, and the API
+API_ADDRESS = "10.250.0.200"
+STORES = ("sqlite", "etcd")
 HOSTS = 3
 
 
@@ -127,6 +133,9 @@ class Demo(DemoChecks):
     tenants: dict[str, list[VmSpec]] = field(default_factory=lambda: TENANTS)
     networks: dict[str, str] = field(default_factory=lambda: NETWORKS)
     state_dir: Path = STATE_DIR
+    store: str = "sqlite"  # or etcd
+    etcd: EtcdCluster | None = None
+    relay: Relay | None = None
 
     @contextlib.contextmanager
     def step(self, what: str) -> Iterator[None]:
@@ -140,11 +149,16 @@ class Demo(DemoChecks):
     def start(self) -> None:
         self.run.begin()
         (STATE_DIR / "logs").mkdir()
-        with self.step("the API server, on an SQLite store file"):
-            self._start_api()
+        self.lab.log_dir = STATE_DIR / "logs"
+        self.lab.start()
+        if self.store == "etcd":
+            with self.step("a 3-member etcd cluster and the API server on the underlay"):
+                self._start_etcd()
+                self._start_api()
+        else:
+            with self.step("the API server, on an SQLite store file"):
+                self._start_api()
         with self.step(f"{HOSTS} hosts on an underlay, their tunnel zone (through the API)"):
-            self.lab.log_dir = STATE_DIR / "logs"
-            self.lab.start()
             self._hosts()
         with self.step(f"{HOSTS} agents, one in each host's namespace"):
             self._agents()
@@ -157,12 +171,35 @@ class Demo(DemoChecks):
                 self.servers.append(start_server(vm.vm.ns, vm.vm.name, TCP_PORT))
             self.run.started(*self.servers)
 
+    @property
+    def store_url(self) -> str:
+        return self.etcd.url if self.etcd is not None else f"sqlite://{self.store_path}"
+
+    def _start_etcd(self) -> None:
+        """Members in namespaces of their own on the underlay (the agents reach them
+        there); the API in another, published on loopback by a relay."""
+        places: list[tuple[str | None, str]] = [
+            (server_namespace(self.lab, f"e{n}", ETCD_ADDRESS.format(n)), ETCD_ADDRESS.format(n))
+            for n in (1, 2, 3)
+        ]
+        self.etcd = EtcdCluster(size=3, places=places, root=STATE_DIR / "etcd")
+        try:
+            self.etcd.start()
+        finally:
+            self.run.started(*(m.proc for m in self.etcd.members if m.proc is not None))
+
     def _start_api(self) -> None:
         port = API_PORT if _port_free(API_PORT) else _free_port()
         self.url = f"http://127.0.0.1:{port}"
+        command = _api_command(self.store_url, port, self.token_file)
+        if self.etcd is not None:
+            ns = server_namespace(self.lab, "api", API_ADDRESS)
+            command = ["nsenter", f"--net=/run/netns/{ns}", *command]
+            command[command.index("127.0.0.1")] = API_ADDRESS
+            self.relay = Relay(ns, API_ADDRESS, port, port)
         log = (STATE_DIR / "logs" / "api.log").open("wb")
         self.api_proc = subprocess.Popen(
-            _api_command(f"sqlite://{self.store_path}", port, self.token_file),
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C is the demo's to handle
@@ -202,7 +239,7 @@ class Demo(DemoChecks):
 
     def _agents(self) -> None:
         procs = [
-            self.lab.run_agent(ns, host_id, self.store_path, self.lab.addresses[ns])
+            self.lab.run_agent(ns, host_id, self.store_url, self.lab.addresses[ns])
             for ns, host_id in zip(self.lab.hosts, self.host_ids, strict=True)
         ]
         self.run.started(*procs)
@@ -303,6 +340,10 @@ class Demo(DemoChecks):
         if self.api_proc is not None:
             stop_pids([self.api_proc.pid])
             self.api_proc.wait()
+        if self.relay is not None:
+            self.relay.close()
+        if self.etcd is not None:
+            self.etcd.close()
         sweep(PREFIX)
         self.run.end()
 
@@ -341,13 +382,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(check: bool = False) -> int:
-    """Run the demo; with ``check``, do not stay up. 0 when every check passed."""
+def run(check: bool = False, store: str = "sqlite") -> int:
+    """Run the demo; with ``check``, do not stay up. 0 when every check passed.
+    ``store``: sqlite (a file) or etcd (a three-member cluster)."""
     console = Console() if sys.stdout.isatty() else Console(width=160)
     if os.geteuid() != 0:
         console.print("tenet demo needs root: it makes network namespaces (try: sudo)")
         return 2
-    missing = [t for t in ("ip", "ping", "nsenter", "ethtool") if shutil.which(t) is None]
+    tools = ("ip", "ping", "nsenter", "ethtool", *(("etcd", "etcdctl") if store == "etcd" else ()))
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         console.print(f"tenet demo needs {', '.join(missing)} (./dev setup installs them)")
         return 2
@@ -355,7 +398,7 @@ def run(check: bool = False) -> int:
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     if main:
         signal.signal(signal.SIGTERM, _interrupt)
-    demo = Demo(console)
+    demo = Demo(console, store=store)
     if not demo.run.acquire():
         pid = demo.run.recorded().get("pid", "?")
         console.print(f"a tenet demo is already running (pid {pid}); stop it first (Ctrl-C)")

@@ -71,6 +71,10 @@ class DemoChecks:
     def store_path(self) -> Path:
         return self.state_dir / "store.db"
 
+    @property
+    def store_url(self) -> str:
+        return f"sqlite://{self.store_path}"
+
     # -- checks -------------------------------------------------------------------------
     def checks(self) -> list[Check]:
         probes = self._probes()
@@ -222,7 +226,7 @@ class DemoChecks:
             ("REST API", f"{self.url}/v1/"),
             ("API docs", f"{self.url}/docs  (OpenAPI: {self.url}/openapi.json)"),
             ("admin token", f"{self.token_file}"),
-            ("store", f"sqlite://{self.store_path}"),
+            ("store", self.store_url),
             ("agents", datapaths),
             ("logs", f"{self.state_dir / 'logs'}"),
         ):

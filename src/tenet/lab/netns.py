@@ -152,10 +152,11 @@ class Lab:
         self,
         host_ns: str,
         host_id: str,
-        store: Path,
+        store: Path | str,
         underlay: IPv4Address,
         vxlan_port: int | None = None,
     ) -> subprocess.Popen[str]:
+        """An agent for the host; ``store`` is an SQLite file or a store URL."""
         # nsenter joins only the network namespace: `ip netns exec` would also remount
         # /sys and hide bpffs, where the kernel datapath pins its maps across restarts
         cmd = [
@@ -168,7 +169,7 @@ class Lab:
             "--host-id",
             host_id,
             "--store",
-            f"sqlite://{store}",
+            store if isinstance(store, str) else f"sqlite://{store}",
             "--underlay",
             str(underlay),
             "--datapath",

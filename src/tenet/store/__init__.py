@@ -3,7 +3,8 @@ object layer that keeps model records in it.
 
 ``open_store(url)`` picks a backend: ``memory:`` (one process; tests) or
 ``sqlite:///absolute/path.db`` / ``sqlite:relative/path.db`` (the embedded
-default). The protocol is in :mod:`tenet.store.base`.
+default) or ``etcd://host:port[,host:port...]`` (a cluster, for many machines).
+The protocol is in :mod:`tenet.store.base`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tenet.store.base import (
     Store,
     Watch,
 )
+from tenet.store.etcd import EtcdStore
 from tenet.store.memory import MemoryStore
 from tenet.store.sqlite import SqliteStore
 
@@ -44,8 +46,12 @@ def open_store(
         if poll_interval is None:
             return SqliteStore(path, clock)
         return SqliteStore(path, clock, poll_interval=poll_interval)
+    if url.startswith("etcd:"):
+        return EtcdStore(url)  # StoreUnavailable if no member answers
     raise ValidationError(
-        "store", f"{url!r} is not a store URL: use memory: or sqlite:///path/to/file.db"
+        "store",
+        f"{url!r} is not a store URL: use memory:, sqlite:///path/to/file.db "
+        "or etcd://host:port[,host:port...]",
     )
 
 
@@ -53,6 +59,7 @@ __all__ = [
     "NO_LEASE",
     "Compare",
     "Delete",
+    "EtcdStore",
     "Event",
     "EventType",
     "KeyValue",
