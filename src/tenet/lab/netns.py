@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -69,6 +70,8 @@ class Lab:
     log_dir: Path | None = None
     logs: dict[int, Path] = field(default_factory=dict)  # agent pid -> its log (no suffix)
     agent_args: list[str] = field(default_factory=list)  # more options for every agent
+    # where agents keep their connections across a restart (removed by close)
+    state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tenet-lab-")))
 
     @property
     def underlay_ns(self) -> str:
@@ -175,7 +178,7 @@ class Lab:
             "--datapath",
             self.datapath,
             "--state-file",
-            str(store.parent / f"flowstate-{host_id}"),
+            str(self.state_dir / f"flowstate-{host_id}"),
         ]
         if vxlan_port is not None:
             cmd += ["--vxlan-port", str(vxlan_port)]
@@ -245,6 +248,7 @@ class Lab:
             remove_namespace(ns)
         for pin in self.pins:  # what a killed kernel-datapath agent left pinned
             shutil.rmtree(pin, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         return errors
 
 
