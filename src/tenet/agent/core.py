@@ -52,6 +52,7 @@ from tenet.simulation import (
     SimulationResult,
     TopologyView,
     Verdict,
+    conntrack,
     simulate,
     simulate_emit,
     tags,
@@ -194,6 +195,9 @@ class AgentCore:
             self.counters.unknown_port += 1
             return []
         result = self.flows.recall(upcall.match)
+        if result is not None and result.ct is not None:
+            # a tracked outcome: for this packet's connection, if its state agrees
+            result = conntrack.retrack(result, upcall.match, self._state)
         if result is not None:
             self.counters.megaflow_hits += 1
         else:

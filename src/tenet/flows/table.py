@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 
 from tenet.packets import FlowMatch, masked
 from tenet.packets.actions import SimAction
+from tenet.simulation.conntrack import reusable
 from tenet.simulation.result import SimulationResult, Verdict
 from tenet.simulation.state import ConnectionKey
-from tenet.simulation.tags import Tag, scope_of
+from tenet.simulation.tags import Tag, scope_of, untracked
 
 _Entry = FlowMatch | tuple[frozenset[str], tuple[object, ...]]  # a flow, or a megaflow
 
@@ -72,12 +73,13 @@ class Megaflow:
 
 def cacheable(result: SimulationResult) -> bool:
     """A result any agreeing microflow may reuse: forward or drop, nothing to emit or
-    learn, and no connection state read or written (it holds for one connection)."""
+    learn; a tracked one only if it can be re-tracked for another connection
+    (:func:`tenet.simulation.conntrack.reusable`: the agent does so on each hit)."""
     return (
         result.verdict in (Verdict.FORWARD, Verdict.DROP)
         and not result.emit
         and not result.state
-        and result.ct is None
+        and reusable(result)
     )
 
 
@@ -186,7 +188,10 @@ class FlowTable:
             return False
         table[key] = Megaflow(fields, key, result)
         self._megaflow_count += 1
-        self._tag(result.tags, (fields, key))
+        # a tracked result holds whatever one connection's entry does (each hit is
+        # re-tracked): it is not filed under the connection it was simulated for
+        kept = result.tags if result.ct is None else untracked(result.tags)
+        self._tag(kept, (fields, key))
         return True
 
     def recall(self, match: FlowMatch) -> SimulationResult | None:

@@ -42,16 +42,20 @@ match does not hold.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Literal
+from typing import Any, Literal
 
 from tenet.model import CtState, IPAddress, Port
+from tenet.packets import FlowMatch
+from tenet.packets.actions import SetIpDst, SetIpSrc, SetL4Dst, SetL4Src
 from tenet.packets.match import FRAG_LATER
 from tenet.simulation import tags
 from tenet.simulation.context import Ctx
-from tenet.simulation.result import STEP_CONNTRACK, CtOutcome, Verdict
+from tenet.simulation.result import STEP_CONNTRACK, CtOutcome, SimulationResult, Verdict
 from tenet.simulation.state import Connection, ConnectionKey, Direction, StateView
+from tenet.simulation.tags import CT_TAG
 from tenet.simulation.view import TopologyView
 
 PROTO_ICMP = 1
@@ -142,31 +146,43 @@ def _track(ctx: Ctx) -> Tracking:
 
 def packet_key(ctx: Ctx, zone: uuid.UUID, *, current: bool) -> ConnectionKey | None:
     """The packet's key in ``zone``: as it entered (``current`` False) or as it is now,
-    rewrites applied; None if its protocol is not tracked. Reads what the key holds."""
-    if ctx.get("eth_type") not in _IP_ETH_TYPES:
+    rewrites applied; None if its protocol is not tracked. What it reads is the
+    connection's (``ctx.peek``), not the decision's."""
+    if ctx.peek("eth_type") not in _IP_ETH_TYPES:
         return None
-    proto = ctx.get("ip_proto")
+    proto = ctx.peek("ip_proto")
     if proto in _PORT_PROTOS:
-        if ctx.get("ip_frag") == FRAG_LATER:
+        if ctx.peek("ip_frag") == FRAG_LATER:
             return None  # no ports: cannot be told apart (fails closed: NEW)
-        sport, dport = _port(ctx, "l4_src", current), _port(ctx, "l4_dst", current)
-    elif proto in ECHO_TYPES and ctx.get("l4_src") in ECHO_TYPES[proto]:
-        sport = dport = ctx.get("icmp_id")
+        sport, dport = _field(ctx, "l4_src", current), _field(ctx, "l4_dst", current)
+    elif proto in ECHO_TYPES and ctx.peek("l4_src") in ECHO_TYPES[proto]:
+        sport = dport = ctx.peek("icmp_id")
     else:
         return None
-    src = _address(ctx.get("ip_src") if current else _original(ctx, "ip_src"))
-    dst = _address(ctx.get("ip_dst") if current else _original(ctx, "ip_dst"))
+    src = _address(_field(ctx, "ip_src", current))
+    dst = _address(_field(ctx, "ip_dst", current))
     return ConnectionKey(zone, proto, src, sport, dst, dport)
 
 
-def _port(ctx: Ctx, name: Literal["l4_src", "l4_dst"], current: bool) -> int:
-    value = ctx.get(name)
-    return value if current else int(getattr(ctx.match, name))
+def _field(ctx: Ctx, name: Literal["ip_src", "ip_dst", "l4_src", "l4_dst"], current: bool) -> Any:
+    value = ctx.peek(name)
+    return value if current else getattr(ctx.match, name)
 
 
-def _original(ctx: Ctx, name: Literal["ip_src", "ip_dst"]) -> bytes:
-    ctx.get(name)  # read: the flow match holds it
-    return bytes(getattr(ctx.match, name))
+def match_key(match: FlowMatch, zone: uuid.UUID) -> ConnectionKey | None:
+    """:func:`packet_key` of a flow match as it entered (no rewrites)."""
+    if match.eth_type not in _IP_ETH_TYPES:
+        return None
+    proto = match.ip_proto
+    if proto in _PORT_PROTOS:
+        if match.ip_frag == FRAG_LATER:
+            return None
+        sport, dport = match.l4_src, match.l4_dst
+    elif proto in ECHO_TYPES and match.l4_src in ECHO_TYPES[proto]:
+        sport = dport = match.icmp_id
+    else:
+        return None
+    return ConnectionKey(zone, proto, _address(match.ip_src), sport, _address(match.ip_dst), dport)
 
 
 def _address(raw: bytes) -> IPAddress:
@@ -174,10 +190,10 @@ def _address(raw: bytes) -> IPAddress:
 
 
 def _is_error(ctx: Ctx) -> bool:
-    if ctx.get("eth_type") not in _IP_ETH_TYPES:
+    if ctx.peek("eth_type") not in _IP_ETH_TYPES:
         return False
-    proto = ctx.get("ip_proto")
-    return proto in ERROR_TYPES and ctx.get("l4_src") in ERROR_TYPES[proto]
+    proto = ctx.peek("ip_proto")
+    return proto in ERROR_TYPES and ctx.peek("l4_src") in ERROR_TYPES[proto]
 
 
 def _related(ctx: Ctx, zone: uuid.UUID, state: StateView | None) -> Connection | None:
@@ -317,3 +333,54 @@ def _stateful_group_hosts(ctx: Ctx, view: TopologyView, port: Port) -> set[uuid.
                 if host is not None:
                     out.add(host)
     return out
+
+
+_REWRITES = (SetIpSrc, SetIpDst, SetL4Src, SetL4Dst)
+
+
+def reusable(result: SimulationResult) -> bool:
+    """Whether a tracked result may serve another connection (re-tracked for it): its
+    outcome followed only the connection's state, not a quoted header, a NEW/ESTABLISHED
+    split or a deletion, and no rewrite moved the connection's addresses or ports."""
+    ct = result.ct
+    if ct is None:
+        return True
+    if ct.no_flow or ct.recheck or ct.delete or not ct.refs:
+        return False
+    if ct.state is not CtState.RETURN and not ct.commit:
+        return False
+    return not any(isinstance(a, _REWRITES) for a in result.actions)
+
+
+def retrack(
+    result: SimulationResult, match: FlowMatch, state: StateView
+) -> SimulationResult | None:
+    """``result`` (a megaflow's, :func:`reusable`) for the connection of ``match``, or
+    None if that connection's state is not the state the result was decided in (then
+    the packet is simulated)."""
+    ct = result.ct
+    if ct is None:
+        return result
+    first = ct.commit[0].key if ct.commit else ct.refs[0]
+    key = match_key(match, first.zone)
+    if key is None:
+        return None
+    found = state.connection(key)
+    now = CtState.NEW
+    if found is not None:
+        now = CtState.RETURN if found.direction is Direction.RETURN else CtState.ESTABLISHED
+    if now is not ct.state:
+        return None
+    new_tags = {t for t in result.tags if not t.startswith(CT_TAG)}
+    new_tags.add(tags.connection(key))
+    if now is CtState.RETURN:
+        outcome = dataclasses.replace(ct, refs=(key,))
+    else:
+        commit = [Connection(key, Direction.FORWARD)]
+        for other in ct.commit[1:]:
+            leaving = ConnectionKey(other.key.zone, key.proto, key.src, key.src_port, key.dst,
+                                    key.dst_port)  # fmt: skip
+            commit.append(Connection(leaving.reversed(), Direction.RETURN))
+            new_tags.add(tags.connection(commit[-1].key))
+        outcome = dataclasses.replace(ct, commit=tuple(commit), refs=tuple(c.key for c in commit))
+    return dataclasses.replace(result, ct=outcome, tags=frozenset(new_tags))

@@ -48,6 +48,7 @@ MAX_DEVICE_HOPS = 32
 class Ctx:
     __slots__ = (
         "ct",
+        "ct_read",
         "ct_split",
         "current",
         "emit",
@@ -101,6 +102,9 @@ class Ctx:
         self.generated = generated
         self.ct: Tracking | None = None
         self.ct_split = False
+        # fields only the connection key read: the flow holds them, the megaflow does
+        # not (its result is re-tracked for each connection: conntrack.retrack)
+        self.ct_read: set[str] = set()
 
     # -- fields ---------------------------------------------------------------------
     @overload
@@ -124,6 +128,15 @@ class Ctx:
             self.current.pop(name, None)
         else:
             self.current[name] = value
+
+    def peek(self, name: Field) -> Any:
+        """A field's current value, read for a connection key (``ct_read``, not
+        ``read``, unless something else reads it)."""
+        if name not in self.read:
+            self.ct_read.add(name)
+        if name in self.current:
+            return self.current[name]
+        return getattr(self.match, name)
 
     def ttl_expires(self) -> bool:
         """A router's TTL check: does the packet's TTL run out at this router?

@@ -77,11 +77,19 @@ def binding(port_id: uuid.UUID) -> Tag:
     return Tag(f"binding/{of_id(port_id)}")
 
 
+CT_TAG = "ct/"
+
+
 def connection(key: ConnectionKey) -> Tag:
     """A conntrack entry (one direction of a connection in one zone), present or not."""
     return Tag(
-        f"ct/{of_id(key.zone)}/{key.proto}/{key.src}/{key.src_port}/{key.dst}/{key.dst_port}"
+        f"{CT_TAG}{of_id(key.zone)}/{key.proto}/{key.src}/{key.src_port}/{key.dst}/{key.dst_port}"
     )
+
+
+def untracked(tags: frozenset[Tag]) -> frozenset[Tag]:
+    """``tags`` without the connections' (what a result holds for any connection)."""
+    return frozenset(t for t in tags if not t.startswith(CT_TAG))
 
 
 def route_lookup(router_id: uuid.UUID, dst: IPAddress | bytes) -> Tag:
