@@ -364,6 +364,16 @@ def test_a_reply_after_the_connection_expired_is_dropped(lab: Lab, tmp_path: Pat
             settle(world)
             wait_for("connections tracked", lambda: total(world, "ct_committed") >= 2)
             wait_for("connections forgotten", lambda: total(world, "ct_entries") == 0, 30)
+            # on the reply's host too, by a counter that moved (not a snapshot taken
+            # before the state arrived there)
+            wait_for(
+                "forgotten where the replies enter",
+                lambda: (
+                    world.stats(1)["ct_expired"] + world.stats(1)["ct_deleted"] >= 1
+                    and world.stats(1)["ct_entries"] == 0
+                ),
+                30,
+            )
             assert total(world, "ct_expired") >= 2, [world.stats(n) for n in (0, 1)]
             # a "reply" from the old server port, after the connection is gone
             stop(tcp, echo)
