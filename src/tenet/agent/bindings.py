@@ -218,13 +218,17 @@ class Bindings:
             return Seen.REFUSE, None, "the loopback interface"
         if link.kind == "vxlan" or link.name in self.tunnel_names:
             return Seen.REFUSE, None, "a tunnel device"
-        if self.links is not None and self.underlay is not None:
-            if link.index in {u.index for u in self.links.holding(self.underlay)}:
-                return Seen.REFUSE, None, f"the host's underlay interface (it holds {self.underlay})"
+        if link.index and link.index in self._underlay_indexes():
+            return Seen.REFUSE, None, f"the host's underlay interface (it has {self.underlay})"
         other = claimed.get(_claim(link))
         if other is not None and other != port_id:
             return Seen.REFUSE, None, f"interface {link.name} is already bound to port {other}"
         return Seen.PRESENT, link, ""
+
+    def _underlay_indexes(self) -> set[int]:
+        if self.links is None or self.underlay is None:
+            return set()
+        return {link.index for link in self.links.holding(self.underlay)}
 
     def _find(self, ifname: str) -> Link | None:
         if self.links is None:  # no picture of the host: the datapath will tell

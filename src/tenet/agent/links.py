@@ -128,7 +128,9 @@ class LinkTable:
 
     def holding(self, address: IPv4Address) -> list[Link]:
         """The links that have ``address``."""
-        return [self.links[i] for i, a in self.addresses.items() if address in a and i in self.links]
+        return [
+            self.links[i] for i, a in self.addresses.items() if address in a and i in self.links
+        ]
 
     def alias(self, name: str, index: int) -> Link | None:
         """Record ``name`` as another name of link ``index`` (an altname found by a look-up);
