@@ -108,9 +108,11 @@ def test_a_binding_waits_for_its_interface_and_is_bound_when_it_appears() -> Non
     records, (vm1,) = topology("tapXYZ")
     agent = Agent(records)
     status = agent.status(vm1)
-    assert status is not None and status.state is State.WAITING
+    assert status is not None
+    assert status.state is State.WAITING
     assert "no interface tapXYZ" in status.reason
-    assert agent.dp.ports == {} and agent.dp.tunnel_ports == {}
+    assert agent.dp.ports == {}
+    assert agent.dp.tunnel_ports == {}
 
     agent.link(7, "tapXYZ", mtu=1450, kind="veth")
     status = agent.status(vm1)
@@ -132,8 +134,10 @@ def test_an_interface_that_goes_is_unbound_and_bound_again_when_it_comes_back() 
 
     agent.gone(8)
     status = agent.status(vm2)
-    assert status is not None and status.state is State.WAITING
-    assert vm2.id not in agent.core.port_no and 102 not in agent.dp.tunnel_ports
+    assert status is not None
+    assert status.state is State.WAITING
+    assert vm2.id not in agent.core.port_no
+    assert 102 not in agent.dp.tunnel_ports
     assert agent.dp.flows == {}  # the flow that output to it is gone
     assert agent.send(to_vm2(), vm1) == []  # nowhere to go while it waits
 
@@ -151,18 +155,21 @@ def test_a_rename_is_a_disappearance_and_an_appearance() -> None:
     number = agent.core.port_no[vm1.id]
     agent.link(7, "tap1-old")  # renamed away
     status = agent.status(vm1)
-    assert status is not None and status.state is State.WAITING
+    assert status is not None
+    assert status.state is State.WAITING
     assert number not in agent.dp.ports
     agent.link(7, "tap1")  # and back
     status = agent.status(vm1)
-    assert status is not None and status.state is State.BOUND
+    assert status is not None
+    assert status.state is State.BOUND
 
 
 def test_the_mtu_is_lowered_to_what_the_tunnel_carries_and_the_link_brought_up() -> None:
     records, (vm1,) = topology("tap1")
     agent = Agent(records)
     agent.link(7, "tap1", mtu=9000, up=False)
-    assert ("up", 7, 1) in agent.control.calls and ("mtu", 7, 1450) in agent.control.calls
+    assert ("up", 7, 1) in agent.control.calls
+    assert ("mtu", 7, 1450) in agent.control.calls
     assert agent.status(vm1) == PortStatus(State.BOUND, "tap1", "", 1450)
 
 
@@ -172,7 +179,8 @@ def test_a_link_that_cannot_be_changed_leaves_the_binding_waiting_with_why() -> 
     agent.control.fail = True
     agent.link(7, "tap1", mtu=9000)
     status = agent.status(vm1)
-    assert status is not None and status.state is State.WAITING
+    assert status is not None
+    assert status.state is State.WAITING
     assert "cannot attach tap1" in status.reason
 
 
@@ -187,7 +195,9 @@ def test_bindings_the_agent_must_refuse_are_refused_with_their_reason(
     agent = Agent(records)
     agent.link(8, "tap2")
     status = agent.status(vm1)
-    assert status is not None and status.state is State.REFUSED and reason in status.reason
+    assert status is not None
+    assert status.state is State.REFUSED
+    assert reason in status.reason
     assert list(agent.dp.ports.values()) == ["tap2"]  # the other port is bound all the same
     assert agent.status(vm2) == PortStatus(State.BOUND, "tap2", "", 1450)
 
@@ -197,7 +207,8 @@ def test_a_vxlan_device_under_another_name_is_refused() -> None:
     agent = Agent(records)
     agent.link(5, "vx0", kind="vxlan")
     status = agent.status(vm1)
-    assert status is not None and status.state is State.REFUSED
+    assert status is not None
+    assert status.state is State.REFUSED
     assert "tunnel device" in status.reason
 
 
@@ -207,7 +218,8 @@ def test_a_name_that_is_no_interface_name_is_refused() -> None:
     object.__setattr__(binding, "interface", "bad/name")  # past the model's own check
     agent = Agent(records)
     status = agent.status(vm1)
-    assert status is not None and status.state is State.REFUSED
+    assert status is not None
+    assert status.state is State.REFUSED
     assert "not a valid interface name" in status.reason
 
 
@@ -217,7 +229,8 @@ def test_an_interface_bound_to_a_port_is_refused_to_another_under_any_of_its_nam
     agent.link(7, "tap1", altnames=("tap1-alt",))
     assert agent.status(vm1) == PortStatus(State.BOUND, "tap1", "", 1450)
     status = agent.status(vm2)
-    assert status is not None and status.state is State.REFUSED
+    assert status is not None
+    assert status.state is State.REFUSED
     assert f"already bound to port {vm1.id}" in status.reason
     assert len(agent.dp.ports) == 1
 
@@ -232,7 +245,8 @@ def test_an_altname_the_kernel_did_not_announce_is_found_by_a_look_up() -> None:
     records, (vm1,) = topology("tap1-alt")
     agent = Agent(records)
     agent.link(7, "tap1")
-    assert agent.status(vm1) is not None and agent.status(vm1).state is State.WAITING  # type: ignore[union-attr]
+    assert agent.status(vm1) is not None
+    assert agent.status(vm1).state is State.WAITING
     # the kernel's name look-up knows the altname, its events did not say
     agent.control.resolve = lambda name: 7 if name == "tap1-alt" else None  # type: ignore[method-assign]
     agent.core.sync_ports()
@@ -249,14 +263,16 @@ def test_a_binding_that_leaves_the_host_is_released_and_its_status_deleted() -> 
     agent.core.records[binding.id] = moved
     agent.core.sync_ports()
     assert agent.core.bindings.take_changes() == {vm1.id: None}
-    assert agent.dp.ports == {} and agent.dp.tunnel_ports == {}
+    assert agent.dp.ports == {}
+    assert agent.dp.tunnel_ports == {}
 
 
 def test_statuses_are_published_once_per_change() -> None:
     records, (vm1,) = topology("tap1")
     agent = Agent(records)
     first = agent.core.bindings.take_changes()
-    assert first[vm1.id] is not None and first[vm1.id].state is State.WAITING  # type: ignore[union-attr]
+    assert first[vm1.id] is not None
+    assert first[vm1.id].state is State.WAITING
     agent.core.sync_ports()
     assert agent.core.bindings.take_changes() == {}
     agent.link(7, "tap1")
@@ -286,9 +302,11 @@ def test_a_link_table_follows_renames_altnames_and_addresses() -> None:
     table.apply(LinkSeen(Link(3, "a", altnames=("a2",))))
     assert table.lookup("a2") == table.lookup("a") == Link(3, "a", altnames=("a2",))
     table.apply(LinkSeen(Link(3, "b")))
-    assert table.lookup("a") is None and table.lookup("a2") is None
+    assert table.lookup("a") is None
+    assert table.lookup("a2") is None
     assert table.lookup("b") is not None
     table.apply(AddressSeen(3, UNDERLAY))
     assert [link.index for link in table.holding(UNDERLAY)] == [3]
     table.apply(LinkGone(3))
-    assert table.lookup("b") is None and table.holding(UNDERLAY) == []
+    assert table.lookup("b") is None
+    assert table.holding(UNDERLAY) == []
