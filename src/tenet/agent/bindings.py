@@ -23,7 +23,8 @@ enters it again on the new link.
 Refused, with the reason published: a name that is no valid interface name,
 loopback, the tunnel device, the host's underlay interface (it holds the underlay
 address), an interface another port of this host is bound to (also under another
-of its names): the binding bound first keeps it, else the lowest port id.
+of its names): the binding bound first keeps it, else the one naming it by its
+own name, else the lowest port id.
 
 Before binding, a link is brought up and its MTU lowered to what the tunnel can
 carry (the underlay's MTU less VXLAN's 50 bytes) when it is higher.
@@ -159,11 +160,12 @@ class Bindings:
                 self._release(port_id)
         for _ in range(2):  # again if a port let go of a link another one wants
             self._detached = False
-            # a link stays with the port bound to it; the rest go by port id
+            # a link stays with the port bound to it; then to a binding by its own name
+            # before one by an altname; then by port id
             claimed: dict[int | str, uuid.UUID] = {
                 _claim(link): p for p, link in self._bound.items() if p in wanted
             }
-            for port_id in sorted(wanted, key=lambda p: (p not in self._bound, str(p))):
+            for port_id in sorted(wanted, key=lambda p: self._rank(p, wanted[p])):
                 self._settle(port_id, wanted[port_id], claimed)
             if not self._detached:
                 break
@@ -173,6 +175,11 @@ class Bindings:
             if port_id in self.port_no and key and self.keys.get(port_id) != key:
                 self.datapath.set_tunnel_port(key, self.port_no[port_id])
                 self.keys[port_id] = key
+
+    def _rank(self, port_id: uuid.UUID, ifname: str) -> tuple[bool, bool, str]:
+        link = self.links.lookup(ifname) if self.links is not None else None
+        by_altname = link is None or link.name != ifname
+        return port_id not in self._bound, by_altname, str(port_id)
 
     def _settle(self, port_id: uuid.UUID, ifname: str, claimed: dict[int | str, uuid.UUID]) -> None:
         seen, link, reason = self._look(port_id, ifname, claimed)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import queue
 import select
 import socket
@@ -259,10 +260,19 @@ class HostLinks:
         self._ipr = IPRoute()
 
     def set_mtu(self, index: int, mtu: int) -> None:
-        self._ipr.link("set", index=index, mtu=mtu)
+        self._set(index, mtu=mtu)
 
     def set_up(self, index: int) -> None:
-        self._ipr.link("set", index=index, state="up")
+        self._set(index, state="up")
+
+    def _set(self, index: int, **attrs: object) -> None:
+        """Change link ``index``; an OSError if the kernel refuses (it may be gone)."""
+        from pyroute2 import NetlinkError
+
+        try:
+            self._ipr.link("set", index=index, **attrs)
+        except NetlinkError as exc:
+            raise OSError(exc.code, os.strerror(exc.code)) from exc
 
     def resolve(self, name: str) -> int | None:
         try:
