@@ -78,6 +78,9 @@ class Counters:
     unknown_port: int = 0
     tunnel_misses: int = 0
     unsendable: int = 0  # outputs no datapath can send (a tunnel to an IPv6 underlay)
+    # simulations that met a record the store's picture lacks (a route's next-hop port,
+    # a chain, a rule, a group): what depended on it dropped or was skipped, with a trace line
+    unusable_input: int = 0
     ct_new_flows: int = 0  # forwarded packets that committed a new connection
     ct_rechecks: int = 0  # first packets whose flow was not installed (NEW vs ESTABLISHED)
     ct_unflowed: int = 0  # ICMP errors sent without a flow (related by their quote)
@@ -187,6 +190,7 @@ class AgentCore:
         else:
             result = simulate(upcall.frame, port_id, self.view, self._state, now)
             self.counters.simulations += 1
+            self.counters.unusable_input += any(step.unusable for step in result.trace)
             self.flows.remember(upcall.match, result)
         actions = self.translate(result)
         install = self._flow_state(result, now)
