@@ -240,7 +240,7 @@ class Agent:
         if events and self.started:
             self.core.sync_ports()
 
-    def _publish_bindings(self) -> None:
+    def publish_bindings(self) -> None:
         """Each changed binding's status, under the lease (deleted when it left)."""
         ops: list[Op] = []
         for port_id, status in self.core.bindings.take_changes().items():
@@ -299,7 +299,7 @@ class Agent:
         records = self.reach.load()
         self.learned.load(self.store.list(LEARNED).items)
         self.core.load(records.values())
-        self._publish_bindings()
+        self.publish_bindings()
         return revision
 
     # -- the loop ----------------------------------------------------------------------
@@ -320,7 +320,7 @@ class Agent:
                         raise item
                     self.apply_events(item)
                 self._apply_links()
-                self._publish_bindings()
+                self.publish_bindings()
                 failure = self.datapath.failure
                 if failure is not None:
                     raise RuntimeError("the datapath thread failed") from failure
