@@ -234,6 +234,8 @@ class Agent:
             return
         events = self.links.drain()
         for event in events:
+            if isinstance(event, OSError):  # the host's netlink socket: its environment
+                raise event
             if isinstance(event, BaseException):
                 raise RuntimeError("the link watch failed") from event
             self.core.bindings.links.apply(event)
