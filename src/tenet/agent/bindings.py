@@ -172,7 +172,10 @@ class Bindings:
         for port_id in wanted:
             port = records.get(port_id)
             key = port.tunnel_key if isinstance(port, Port) else 0
-            if port_id in self.port_no and key and self.keys.get(port_id) != key:
+            old = self.keys.get(port_id)
+            if port_id in self.port_no and key and old != key:
+                if old:  # the port's key changed: the old one maps nothing now
+                    self.datapath.clear_tunnel_port(old)
                 self.datapath.set_tunnel_port(key, self.port_no[port_id])
                 self.keys[port_id] = key
 

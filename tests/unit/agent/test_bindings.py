@@ -310,3 +310,13 @@ def test_a_link_table_follows_renames_altnames_and_addresses() -> None:
     table.apply(LinkGone(3))
     assert table.lookup("b") is None
     assert table.holding(UNDERLAY) == []
+
+
+def test_a_bound_ports_new_tunnel_key_replaces_the_old_one() -> None:
+    records, (vm1,) = topology("tap1")
+    agent = Agent(records)
+    agent.link(7, "tap1")
+    number = agent.core.port_no[vm1.id]
+    agent.core.records[vm1.id] = dataclasses.replace(vm1, tunnel_key=555)
+    agent.core.sync_ports()
+    assert agent.dp.tunnel_ports == {555: number}
