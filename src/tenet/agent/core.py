@@ -7,8 +7,9 @@ datapath operations:
   and a :class:`~tenet.simulation.view.TopologyView` of them that each event
   updates in place (only the indexes the changed record touches);
 * **learned state**: the MAC and ARP tables every agent writes to the store;
-* **bindings**: the ports bound to this host become datapath ports, and their
-  tunnel keys map straight to them (the egress host never simulates);
+* **bindings**: the ports bound to this host become datapath ports once their
+  interface exists, and their tunnel keys map straight to them (the egress host
+  never simulates); :mod:`tenet.agent.bindings` decides, and says why not;
 * **upcalls**: a packet that missed the flow table is served from the megaflow
   cache or simulated; the result's flow is installed, the packet itself executed,
   generated packets sent (simulating those that leave a device), and learned
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 
 from tenet.agent import flowstate
+from tenet.agent.bindings import Bindings
 from tenet.agent.flowstate import FlowStateTable, Group, WithFlowState
 from tenet.agent.nexthops import NextHops, Waiting, WithNextHops
 from tenet.datapath.base import STATE_VNI, Datapath, DpAction, Output, Tunnel, Upcall
@@ -76,6 +78,9 @@ class Counters:
     unknown_port: int = 0
     tunnel_misses: int = 0
     unsendable: int = 0  # outputs no datapath can send (a tunnel to an IPv6 underlay)
+    # simulations that met a record the store's picture lacks (a route's next-hop port,
+    # a chain, a rule, a group): what depended on it dropped or was skipped, with a trace line
+    unusable_input: int = 0
     ct_new_flows: int = 0  # forwarded packets that committed a new connection
     ct_rechecks: int = 0  # first packets whose flow was not installed (NEW vs ESTABLISHED)
     ct_unflowed: int = 0  # ICMP errors sent without a flow (related by their quote)
@@ -98,10 +103,14 @@ class AgentCore:
     flowstate: FlowStateTable = field(default_factory=FlowStateTable)
     _state: WithNextHops = field(init=False)
     _sequence: int = 0
+    bindings: Bindings = field(init=False)
 
     def __post_init__(self) -> None:
         self._view = TopologyView.build(self.records.values(), self.host_id)
         self._state = WithNextHops(WithFlowState(self.state, self.flowstate), self.nexthops)
+        self.bindings = Bindings(
+            self.host_id, self.datapath, self.invalidate, self.port_no, self.port_id, self._keys
+        )
 
     # -- topology ---------------------------------------------------------------------
     @property
@@ -154,31 +163,9 @@ class AgentCore:
 
     # -- bindings -----------------------------------------------------------------------
     def sync_ports(self) -> None:
-        """Make the datapath's ports the interfaces bound to this host, keys mapped."""
-        wanted: dict[uuid.UUID, str] = {}
-        for record in self.records.values():
-            if isinstance(record, PortBinding) and record.host_id == self.host_id:
-                wanted[record.port_id] = record.interface
-        for port_id in list(self.port_no):
-            if port_id not in wanted:
-                self._unbind(port_id)
-        for port_id, ifname in sorted(wanted.items()):
-            if port_id not in self.port_no:
-                number = self.datapath.add_port(ifname)
-                self.port_no[port_id], self.port_id[number] = number, port_id
-            port = self.records.get(port_id)
-            key = port.tunnel_key if isinstance(port, Port) else 0
-            if key and self._keys.get(port_id) != key:
-                self.datapath.set_tunnel_port(key, self.port_no[port_id])
-                self._keys[port_id] = key
-
-    def _unbind(self, port_id: uuid.UUID) -> None:
-        number = self.port_no.pop(port_id)
-        self.port_id.pop(number, None)
-        key = self._keys.pop(port_id, None)
-        if key:
-            self.datapath.clear_tunnel_port(key)
-        self.datapath.remove_port(number)
+        """Make the datapath's ports the interfaces bound to this host, keys mapped
+        (those that exist and may be bound: :mod:`tenet.agent.bindings`)."""
+        self.bindings.sync(self.records)
 
     # -- upcalls ------------------------------------------------------------------------
     def handle(self, upcall: Upcall, now: float) -> list[StateWrite]:
@@ -203,6 +190,7 @@ class AgentCore:
         else:
             result = simulate(upcall.frame, port_id, self.view, self._state, now)
             self.counters.simulations += 1
+            self.counters.unusable_input += any(step.unusable for step in result.trace)
             self.flows.remember(upcall.match, result)
         actions = self.translate(result)
         install = self._flow_state(result, now)

@@ -10,6 +10,9 @@ once, not at the loop's next turn):
     store events  -> reach.accept + core.apply (objects this host's ports reach, fetched
                      on demand) / learned.apply + core.invalidate (learned state)
     upcalls       -> core.handle -> learned state written under the lease
+    host links    -> LinkTable + core.sync_ports (a binding waits for its interface,
+                     is bound when it appears, waits again when it goes); each port's
+                     binding status written under the lease
     every second  -> lease keepalive, services ticked (the status service publishes the
                      counters), idle flows expired every 5 s
 
@@ -32,24 +35,28 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from types import FrameType
 
+from tenet.agent.bindings import PortStatus
 from tenet.agent.core import AgentCore
 from tenet.agent.flowstate import FlowStateTable, Timeouts
 from tenet.agent.learned import LearnedState, to_put
+from tenet.agent.links import HostLinks, LinkTable, LinkWatcher
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
-from tenet.errors import DatapathUnavailable, PacketError, WatchCompacted
+from tenet.errors import DatapathUnavailable, PacketError, TenetError, WatchCompacted
 from tenet.model import Host
 from tenet.services.base import Service, ServiceContext
 from tenet.services.status import StatusService
 from tenet.simulation.result import StateWrite
 from tenet.store import Event, Store, open_store
+from tenet.store.base import Delete, Op, Put
 from tenet.store.keys import (
     AGENT_WATCH,
     LEARNED,
     alive_key,
     applied_key,
+    port_status_key,
 )
 from tenet.store.objects import ObjectStore, decode_event
 from tenet.store.reach import Reach
@@ -142,11 +149,14 @@ class Agent:
         services: Sequence[Service] | None = None,
         state_file: Path | None = None,
         ct_timeouts: Timeouts | None = None,
+        watch_links: bool | None = None,
     ) -> None:
         """``datapath`` names one (see :func:`open_datapath`) or is one already open
         (a FakeDatapath for agents simulated in one process). ``services`` default to
         the host's status publisher. ``state_file`` keeps the connections this host
-        tracks across a restart (None: not kept); ``ct_timeouts`` their lifetimes."""
+        tracks across a restart (None: not kept); ``ct_timeouts`` their lifetimes.
+        ``watch_links`` (by default: with a named datapath) follows the host's
+        interfaces, so bindings wait for theirs."""
         self.host_id = host_id
         self.store = store
         self.underlay = underlay
@@ -170,6 +180,9 @@ class Agent:
         self.ct_timeouts = ct_timeouts or Timeouts()
         self.restored = 0
         self._saved: tuple[int, float] = (-1, 0.0)
+        self._watch_links = isinstance(datapath, str) if watch_links is None else watch_links
+        self.links: LinkWatcher | None = None
+        self._link_control: HostLinks | None = None
 
     # -- start -----------------------------------------------------------------------
     def start(self) -> None:
@@ -191,6 +204,8 @@ class Agent:
             self.learned,
             flowstate=FlowStateTable(self.ct_timeouts),
         )
+        if self._watch_links:
+            self._follow_links()
         self._revision = self._load()
         self._applied(self._revision)
         self.restored = self._restore()
@@ -203,6 +218,42 @@ class Agent:
         for service in self.services:
             service.start(context)
         self.started = True
+
+    def _follow_links(self) -> None:
+        """Bindings see the host's links (a first dump, then events) and may change them."""
+        self.links = LinkWatcher(self.datapath.wake)
+        self._link_control = HostLinks()
+        bindings = self.core.bindings
+        bindings.links, bindings.control = LinkTable(), self._link_control
+        bindings.underlay = self.underlay
+        self._apply_links()
+
+    def _apply_links(self) -> None:
+        """The link events seen since the last turn, then the bindings settled again."""
+        if self.links is None or self.core.bindings.links is None:
+            return
+        events = self.links.drain()
+        for event in events:
+            if isinstance(event, OSError):  # the host's netlink socket: its environment
+                raise event
+            if isinstance(event, BaseException):
+                raise RuntimeError("the link watch failed") from event
+            self.core.bindings.links.apply(event)
+        if events and self.started:
+            self.core.sync_ports()
+
+    def publish_bindings(self) -> None:
+        """Each changed binding's status, under the lease (deleted when it left)."""
+        ops: list[Op] = []
+        for port_id, status in self.core.bindings.take_changes().items():
+            key = port_status_key(self.host_id, port_id)
+            if status is None:
+                ops.append(Delete(key))
+            else:
+                ops.append(Put(key, status.encode(), self.lease))
+            print(f"tenet agent: port {port_id}: {describe(status)}", file=sys.stderr, flush=True)
+        if ops:
+            self.store.txn([], ops)
 
     def counters(self) -> dict[str, int]:
         """The agent's and its datapath's counters (what the status service publishes)."""
@@ -250,6 +301,7 @@ class Agent:
         records = self.reach.load()
         self.learned.load(self.store.list(LEARNED).items)
         self.core.load(records.values())
+        self.publish_bindings()
         return revision
 
     # -- the loop ----------------------------------------------------------------------
@@ -269,6 +321,8 @@ class Agent:
                     if isinstance(item, BaseException):
                         raise item
                     self.apply_events(item)
+                self._apply_links()
+                self.publish_bindings()
                 failure = self.datapath.failure
                 if failure is not None:
                     raise RuntimeError("the datapath thread failed") from failure
@@ -333,9 +387,21 @@ class Agent:
         for service in self.services:
             service.close()
         self.save_state(self.clock.monotonic(), force=True)
+        if self.links is not None:
+            self.links.close()
+        if self._link_control is not None:
+            self._link_control.close()
         self.datapath.close()
         self.store.revoke(self.lease)
         self.store.close()
+
+
+def describe(status: PortStatus | None) -> str:
+    """A binding's status in words, for the agent's log."""
+    if status is None:
+        return "no longer bound to this host"
+    words = f"{status.state.value} ({status.interface}"
+    return words + (f": {status.reason})" if status.reason else ")")
 
 
 def main(
@@ -382,5 +448,12 @@ def main(
             file=sys.stderr,
             flush=True,
         )
-    agent.run()
+    try:
+        agent.run()
+    except (TenetError, OSError) as exc:  # the store or the host failed it: not a bug
+        print(f"tenet agent: stopped by its environment: {exc}", file=sys.stderr, flush=True)
+        raise
+    except Exception as exc:  # crash-only: a bug ends the agent, and says so
+        print(f"tenet agent: internal error (a bug): {exc!r}", file=sys.stderr, flush=True)
+        raise
     return 0

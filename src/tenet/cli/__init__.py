@@ -254,6 +254,8 @@ _listing(RESOURCES["routers"], "arp-table", "/v1/routers/{}/arp-table", "Learned
 _listing(RESOURCES["chains"], "rules", "/v1/chains/{}/rules", "The chain's rules, in order.")
 _listing(RESOURCES["hosts"], "interfaces", "/v1/hosts/{}/interfaces", "Its network interfaces.")
 _listing(RESOURCES["hosts"], "status", "/v1/hosts/{}/status", "Its agent: alive, counters.")
+_listing(RESOURCES["ports"], "status", "/v1/ports/{}/status",
+         "Its binding: waiting, bound, refused (and why), host down.")  # fmt: skip
 
 
 @RESOURCES["ports"].command("link")

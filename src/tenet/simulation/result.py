@@ -116,6 +116,10 @@ STEP_CONNTRACK = TraceKind.CONNTRACK
 STEP_VERDICT = TraceKind.VERDICT
 
 
+UNUSABLE = "not in the view"
+"""What a trace line says of a record the view lacks (:attr:`TraceStep.unusable`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TraceStep:
     """One line of a packet's trip: where it was and what happened there."""
@@ -124,6 +128,13 @@ class TraceStep:
     ident: uuid.UUID | None
     name: str
     detail: str
+
+    @property
+    def unusable(self) -> bool:
+        """Whether this line met a record the view lacks (a route's next-hop port, a
+        chain, a rule, a group, a device): the store's picture is inconsistent here,
+        and the simulation dropped or skipped what depended on it."""
+        return UNUSABLE in self.detail
 
     def __str__(self) -> str:
         label = f"{self.kind} {self.name or self.ident or ''}".rstrip()

@@ -291,7 +291,8 @@ def _route(
         return Consumed("reject route")
     out = view.ports.get(route.port_id)
     if out is None or out.mac is None:
-        ctx.note(STEP_ROUTER, router.id, label, f"{route.label}: port {route.port_id} gone: drop")
+        missing = f"{route.label}: port {route.port_id} not in the view: drop"
+        ctx.note(STEP_ROUTER, router.id, label, missing)
         return Drop("next-hop port missing")
     ctx.tag(tags.of_id(out.id))
     next_hop = route.gateway or dst

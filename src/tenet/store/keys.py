@@ -21,6 +21,8 @@
         applied                              -> the store revision it has applied (OVN's hv_cfg)
         stats                                -> its counters (JSON), every second
         interfaces                           -> its network interfaces (JSON)
+        ports/<port>                         -> the binding of <port> on it: waiting,
+                                                bound or refused, and why (JSON)
     /tenet/v1/auth/tokens/<sha256>         API tokens, hashed
 
 Invariant: agents watch ``NET`` only, so what they write about themselves (status)
@@ -139,6 +141,12 @@ def stats_key(host_id: uuid.UUID) -> str:
 def interfaces_key(host_id: uuid.UUID) -> str:
     """The host's network interfaces, as its agent last saw them (JSON list)."""
     return f"{HOSTS}{host_id}/interfaces"
+
+
+def port_status_key(host_id: uuid.UUID, port_id: uuid.UUID) -> str:
+    """How the host's agent finds the binding of ``port_id`` (JSON: ``state`` waiting,
+    bound or refused, ``interface``, ``reason``, ``mtu``); gone with the agent."""
+    return f"{HOSTS}{host_id}/ports/{port_id}"
 
 
 def applied_key(host_id: uuid.UUID) -> str:

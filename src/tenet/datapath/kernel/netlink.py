@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -46,26 +47,32 @@ def ensure_vxlan(ipr: Any, ifname: str, port: int, underlay: IPv4Address) -> int
 
 
 def attach(ipr: Any, index: int, prog_fd: int) -> None:
-    """The program on interface ``index``'s ingress (clsact, direct action)."""
+    """The program on interface ``index``'s ingress (clsact, direct action); an
+    OSError if the kernel refuses (the interface went away meanwhile...)."""
     from pyroute2 import NetlinkError
 
     try:
-        ipr.tc("add", "clsact", index)
-    except NetlinkError as exc:
-        if exc.code != errno.EEXIST:
-            raise
-    ipr.tc(
-        "replace-filter",
-        "bpf",
-        index,
-        ":1",
-        fd=prog_fd,
-        name="tenet",
-        parent="ffff:fff2",
-        classid=1,
-        direct_action=True,
-        prio=1,
-    )
+        try:
+            ipr.tc("add", "clsact", index)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+        ipr.tc(
+            "replace-filter",
+            "bpf",
+            index,
+            ":1",
+            fd=prog_fd,
+            name="tenet",
+            parent="ffff:fff2",
+            classid=1,
+            direct_action=True,
+            prio=1,
+        )
+    except NetlinkError as exc:  # not an OSError: callers handle one kind
+        raise OSError(
+            exc.code, f"cannot attach to interface {index}: {os.strerror(exc.code)}"
+        ) from exc
 
 
 def detach(ipr: Any, index: int) -> None:
