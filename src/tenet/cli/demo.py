@@ -163,7 +163,8 @@ class Demo(DemoChecks):
         with self.step(f"{HOSTS} agents, one in each host's namespace"):
             self._agents()
         vms = sum(len(v) for v in TENANTS.values())
-        with self.step(f"2 tenants, each a router and 2 networks, {vms} VMs (through the API)"):
+        what = f"2 tenants, each a router and 2 networks, {vms} VMs, a security group"
+        with self.step(f"{what} (through the API)"):
             for index, tenant in enumerate(TENANTS):
                 self._tenant(index, tenant)
         with self.step(f"a TCP server in each of the {vms} VMs"):
@@ -282,6 +283,7 @@ class Demo(DemoChecks):
             bridges[network] = (bridge, number, iface)
             self.ids[f"{name}-{network}"] = bridge
             self.router_macs[name].append(mac)
+        groups = self._make_security_group(tenant, name)
         for spec in TENANTS[name]:
             bridge, number, iface = bridges[spec.network]
             mac = _mac(index, number, int(IPv4Address(spec.ip)) & 0xFF)
@@ -302,6 +304,7 @@ class Demo(DemoChecks):
                 name=vm_name,
                 mac=mac,
                 fixed_ips=[spec.ip],
+                security_group_ids=groups.get(spec.name, []),
             )
             # bound once its interface exists: the agent takes it into its datapath
             self.api.create(
@@ -311,6 +314,32 @@ class Demo(DemoChecks):
                 interface=vm.host_if,
             )
             self.vms[vm_name] = DemoVm(vm, name, f"{name}-{spec.network}", spec.host, port["id"])
+
+    def _make_security_group(self, tenant: str, name: str) -> dict[str, list[str]]:
+        """globex's databases take TCP only from its web network: a stateful security
+        group on db1 (inbound default-deny; db1's own connections get their replies).
+        Returns the groups of each VM by its short name."""
+        if name != "globex":
+            return {}
+        assert self.api is not None
+        group = self.api.create(
+            "security-groups",
+            tenant_id=tenant,
+            name="globex-db",
+            description="databases: TCP from the web network only",
+        )["id"]
+        self.api.create(
+            "security-group-rules",
+            tenant_id=tenant,
+            security_group_id=group,
+            direction="ingress",
+            protocol="tcp",
+            port_range_min=TCP_PORT,
+            port_range_max=TCP_PORT,
+            remote_ip_prefix=NETWORKS["web"].rsplit(".", 1)[0] + ".0/24",
+        )
+        self.ids["globex-db"] = group
+        return {"db1": [group]}
 
     def stay_up(self) -> None:
         """Until SIGINT or SIGTERM (either raises KeyboardInterrupt); says when a

@@ -142,6 +142,13 @@ class DemoChecks:
                     partial(self._tcp, web1, db1),
                 ),
             ]
+        probes.append(
+            (
+                "globex: db1's security group lets only the web network in (db2 → db1 TCP: "
+                "nothing), and db1's own ping to web1 gets its replies",
+                self._db_security_group,
+            )
+        )
         a_web1, b_db2 = self.vms["acme-web1"], self.vms["globex-db2"]
         probes += [
             (
@@ -194,6 +201,20 @@ class DemoChecks:
         if result.ok:
             return False, f"{result.received} replies reached {src.tenant}"
         return True, f"{result.sent} pings, 0 replies: {src.tenant}-router finds no {other.vm.ip}"
+
+    def _db_security_group(self) -> tuple[bool, str]:
+        db1, db2, web1 = (self.vms[f"globex-{n}"] for n in ("db1", "db2", "web1"))
+        refused = tcp_transfer(db2.vm.ns, db1.vm.ip, TCP_PORT, 1)
+        if refused.ok or refused.server is not None:
+            return False, f"{db2.vm.name} reached {db1.vm.name} on TCP {TCP_PORT}"
+        pinged = ping(db1.vm.ns, web1.vm.ip, count=2)
+        if not pinged.ok:
+            return False, f"{db1.vm.name}'s ping to {web1.vm.name}: {_ping_detail(pinged)}"
+        return True, (
+            f"{db2.vm.name} → {db1.vm.name}:{TCP_PORT}: {refused.error or 'no answer'}; "
+            f"{db1.vm.name} → {web1.vm.name}: {_ping_detail(pinged)} (replies of a tracked "
+            "connection)"
+        )
 
     def _same_address(self) -> tuple[bool, str]:
         answers = []
