@@ -65,6 +65,7 @@ LEASE_TTL = 5.0
 TICK = 1.0
 EXPIRE_EVERY = 5.0  # idle flows go within this of their timeout (60 s by default)
 SAVE_EVERY = 10.0  # the flow-state file is rewritten at least this often while it changes
+SAVE_BIG = 20_000  # entries above which it is rewritten only that often
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
 WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
@@ -286,6 +287,10 @@ class Agent:
         table = self.core.flowstate
         version, at = self._saved
         if not force and table.version == version and now - at < SAVE_EVERY:
+            return
+        # a big table is not rewritten every second: what a restart loses meanwhile,
+        # the peers' refreshes bring back (each sends its used connections every 30 s)
+        if not force and len(table) > SAVE_BIG and now - at < SAVE_EVERY:
             return
         if not force and table.version == version and not len(table):
             return
