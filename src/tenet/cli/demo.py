@@ -316,8 +316,9 @@ class Demo(DemoChecks):
             self.vms[vm_name] = DemoVm(vm, name, f"{name}-{spec.network}", spec.host, port["id"])
 
     def _make_security_group(self, tenant: str, name: str) -> dict[str, list[str]]:
-        """globex's databases take TCP only from its web network: a stateful security
-        group on db1 (inbound default-deny; db1's own connections get their replies).
+        """globex's databases take TCP only from its web network (and ping from anyone): a
+        stateful security group on db1 (inbound default-deny otherwise; db1's own
+        connections get their replies).
         Returns the groups of each VM by its short name."""
         if name != "globex":
             return {}
@@ -337,6 +338,13 @@ class Demo(DemoChecks):
             port_range_min=TCP_PORT,
             port_range_max=TCP_PORT,
             remote_ip_prefix=NETWORKS["web"].rsplit(".", 1)[0] + ".0/24",
+        )
+        self.api.create(
+            "security-group-rules",
+            tenant_id=tenant,
+            security_group_id=group,
+            direction="ingress",
+            protocol="icmp",
         )
         self.ids["globex-db"] = group
         return {"db1": [group]}
