@@ -231,6 +231,18 @@ def guard(world: World, tenant: Tenant, vms: list[Vm]) -> None:
         o.update(port.replace(security_group_ids=(group.id,)))
 
 
+def settle(world: World, quiet: float = 1.5, longest: float = 30.0) -> None:
+    """Until the agents' upcall counters stand still for ``quiet`` seconds (their stats
+    are published every second), at most ``longest``."""
+    deadline = time.monotonic() + longest
+    last, since = upcalls(world), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.5)
+        now = upcalls(world)
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def run_tenet(
     datapath: str, seconds: float, progress: bool = True, *, stateful: bool = False
 ) -> dict[str, object]:
@@ -263,6 +275,7 @@ def run_tenet(
             loaded_rss = sum(rss_mb(p) for p in pids)
             time.sleep(1.2)  # counters are published every second
             setup["upcalls_per_s"] = (upcalls(world) - before) / setup["seconds"]
+            settle(world)  # the flow-setup load's upcalls are drained before TCP counts them
             say(f"  [{datapath}] TCP", file=sys.stderr)
             before = upcalls(world)
             hits_before = sum(world.stats(n).get("kernel_hits", 0) for n in (0, 1))

@@ -45,7 +45,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from tenet.errors import PacketError
 from tenet.model import IPAddress
-from tenet.packets import UDP, Ethernet, IPv4, Packet
+from tenet.packets.checksum import internet_checksum
 from tenet.simulation.state import (
     Connection,
     ConnectionKey,
@@ -111,6 +111,7 @@ class Group:
     forward_flags: int = 0
     return_flags: int = 0
     last_sent: float = float("-inf")
+    touched: float = float("-inf")  # last used *here* (what this host has to tell)
     slack: float = 1.0  # imported groups live longer than their timeout
 
     def deadline(self, timeouts: Timeouts) -> float:
@@ -174,6 +175,7 @@ class FlowStateTable:
         the keys that are new or changed direction."""
         entries = tuple(entries)
         group = self._join(entries, now, local=True)
+        group.touched = now
         group.peers.update(peers)
         changed = self._place(group, entries)
         self.counters.ct_committed += 1
@@ -216,6 +218,7 @@ class FlowStateTable:
         if group is None:
             return None
         group.last_used = max(group.last_used, now)
+        group.touched = now
         way = direction or group.keys[key]
         if way is Direction.FORWARD:
             group.forward_flags |= flags
@@ -249,7 +252,7 @@ class FlowStateTable:
         out = []
         for group in self._groups.values():
             every = min(self.refresh_every, group.timeout(self.timeouts) / 2)
-            if group.peers and group.last_used > group.last_sent and now - group.last_sent >= every:
+            if group.peers and group.touched > group.last_sent and now - group.last_sent >= every:
                 out.append(group)
         return out
 
@@ -359,15 +362,22 @@ def encode(
     return frames
 
 
+# the frame's fixed headers: Ethernet, IPv4 (no options, DF, TTL 64) and UDP with no
+# checksum (IPv4 allows none; the underlay's VXLAN carries it), lengths filled per frame
+_ETH = STATE_DST_MAC + STATE_SRC_MAC + b"\x08\x00"
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_UDP = struct.Struct("!HHHH")
+_L3, _L4, _BODY = 14, 34, 42
+
+
 def _frame(sender: uuid.UUID, sequence: int, bodies: list[bytes]) -> bytes:
     payload = _HEADER.pack(MAGIC, VERSION, 0, sender.bytes, sequence & 0xFFFFFFFF, len(bodies))
     payload += b"".join(bodies)
-    return Packet(
-        Ethernet(STATE_DST_MAC, STATE_SRC_MAC, 0x0800),
-        IPv4(STATE_SRC_IP, STATE_DST_IP, 17),
-        UDP(STATE_PORT, STATE_PORT),
-        payload,
-    ).build()
+    udp_len = 8 + len(payload)
+    fields = [0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0, STATE_SRC_IP.packed]
+    header = _IP.pack(*fields, STATE_DST_IP.packed)
+    header = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+    return _ETH + header + _UDP.pack(STATE_PORT, STATE_PORT, udp_len, 0) + payload
 
 
 def _encode_group(op: int, group: Group, timeouts: Timeouts, now: float, *, local: bool) -> bytes:
@@ -406,10 +416,14 @@ def _plain_left(group: Group, timeouts: Timeouts, now: float) -> float:
 
 def decode(frame: bytes) -> Message:
     """A state frame's message; PacketError for anything that is not one."""
-    packet = Packet.parse(frame)
-    if not isinstance(packet.transport, UDP) or packet.transport.dst_port != STATE_PORT:
+    if len(frame) < _BODY or frame[12:14] != b"\x08\x00" or frame[_L3] != 0x45:
+        raise PacketError("flow state: not an IPv4 frame without options")
+    if frame[_L3 + 9] != 17 or int.from_bytes(frame[_L4 + 2 : _L4 + 4], "big") != STATE_PORT:
         raise PacketError("flow state: not a state frame (UDP port)")
-    payload = packet.payload
+    udp_len = int.from_bytes(frame[_L4 + 4 : _L4 + 6], "big")
+    if udp_len < 8 or _L4 + udp_len > len(frame):
+        raise PacketError("flow state: bad UDP length")
+    payload = frame[_BODY : _L4 + udp_len]
     if len(payload) < _HEADER.size:
         raise PacketError("flow state: short header")
     magic, version, _flags, sender, sequence, count = _HEADER.unpack_from(payload, 0)

@@ -6,16 +6,18 @@
 through it (to the VM: **ingress**), after the port's outbound chain. The order:
 
 1. not IP (ARP...): allowed; security groups filter IPv4 and IPv6 only;
-2. what Neutron lets through without rules: DHCPv4 client traffic (egress
-   68 -> 67, ingress 67 -> 68) and IPv6 neighbour discovery and MLD (router
-   solicitations out, router advertisements in);
-3. a reply of a tracked connection (``ct_state`` RETURN, the conntrack seam,
+2. a reply of a tracked connection (``ct_state`` RETURN, the conntrack seam,
    read through the rule condition :class:`~tenet.model.Condition` has for it)
    when a group of the port is ``stateful``: allowed;
-4. each group's chain for the direction, in the port's order
+3. each group's chain for the direction, in the port's order
    (:func:`~tenet.simulation.chains.run_chain`): a group rule that matches
    ACCEPTs; the chain's last rule drops what none of its rules allows. The first
-   group whose chain accepts allows the packet; none: dropped.
+   group whose chain accepts allows the packet;
+4. what Neutron lets through without rules: DHCPv4 client traffic (egress
+   68 -> 67, ingress 67 -> 68) and IPv6 neighbour discovery and MLD (router
+   solicitations out, router advertisements in). Checked last: it reads the
+   ports, and a packet the rules allow must not depend on them (its megaflow
+   then holds for any port); none: dropped.
 
 A group missing from the view allows nothing (an inconsistent view never opens a
 hole). Tags: every group consulted (its ``stateful`` and chains); the chains,
@@ -52,10 +54,6 @@ def allowed(ctx: Ctx, view: TopologyView, port: Port, direction: Direction) -> b
     eth_type = ctx.get("eth_type")
     if eth_type not in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
         return True
-    free = _without_rules(ctx, eth_type, direction)
-    if free:
-        ctx.note(STEP_PORT, port.id, label, f"security groups: {direction} {free}: allowed")
-        return True
     groups = []
     for group_id in port.security_group_ids:
         ctx.tag(tags.of_id(group_id))
@@ -83,6 +81,12 @@ def allowed(ctx: Ctx, view: TopologyView, port: Port, direction: Direction) -> b
                 f"security group {name}: {direction} allowed by {_decider(ctx, start)}",
             )
             return True
+    # last, so that what a rule allows does not depend on the ports this reads (its
+    # megaflow then holds for any port)
+    free = _without_rules(ctx, eth_type, direction)
+    if free:
+        ctx.note(STEP_PORT, port.id, label, f"security groups: {direction} {free}: allowed")
+        return True
     names = ", ".join(g.name or str(g.id) for g in groups) or "none in the view"
     detail = f"security groups ({names}): no rule allows this {direction} packet: drop"
     ctx.note(STEP_PORT, port.id, label, detail)

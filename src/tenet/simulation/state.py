@@ -39,6 +39,13 @@ class ConnectionKey:
     dst: IPAddress
     dst_port: int  # likewise (the identifier again, for ICMP echo)
 
+    def __hash__(self) -> int:
+        # what a dataclass would hash, without ipaddress's own __hash__ (a hex string per
+        # address): keys are hashed several times for every tracked packet
+        return hash(
+            (self.zone.int, self.proto, int(self.src), self.src_port, int(self.dst), self.dst_port)
+        )
+
     def reversed(self) -> ConnectionKey:
         """The key of the other direction, in the same zone."""
         return ConnectionKey(

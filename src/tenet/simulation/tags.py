@@ -13,9 +13,9 @@ learned MAC entry     ``mac/<bridge>/<mac>``             a bridge lookup, found 
                                                          a MAC learned or forgotten
 ARP entry             ``arp/<router>/<ip>``              a next-hop lookup / an ARP entry
 port binding          ``binding/<port>``                 an output to a port / its binding
-connection            ``ct/<zone>/<proto>/<src>/<sport>  a conntrack lookup, found or
-                      /<dst>/<dport>``                   not, or an entry committed / an
-                                                         entry learned, expired or deleted
+connection            ``ct/<zone>/<proto>/<version>      a conntrack lookup, found or
+                      /<src hex>/<sport>/<dst hex>       not, or an entry committed / an
+                      /<dport>``                         entry learned, expired or deleted
 route lookup          ``route/<router>/<dst hex>``       a router's lookup of one
                                                          destination (local delivery or a
                                                          route) / a route, or a router
@@ -81,9 +81,13 @@ CT_TAG = "ct/"
 
 
 def connection(key: ConnectionKey) -> Tag:
-    """A conntrack entry (one direction of a connection in one zone), present or not."""
+    """A conntrack entry (one direction of a connection in one zone), present or not.
+    Addresses as hexadecimal integers (with their IP version): built for every key a
+    tracked packet reads or writes, so cheap rather than pretty."""
+    src, dst = key.src, key.dst
     return Tag(
-        f"{CT_TAG}{of_id(key.zone)}/{key.proto}/{key.src}/{key.src_port}/{key.dst}/{key.dst_port}"
+        f"{CT_TAG}{of_id(key.zone)}/{key.proto}/{src.version}"
+        f"/{int(src):x}/{key.src_port}/{int(dst):x}/{key.dst_port}"
     )
 
 
