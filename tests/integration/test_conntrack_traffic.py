@@ -174,64 +174,53 @@ def test_a_udp_port_unreachable_is_related_and_reaches_the_client(lab: Lab, tmp_
         world.store.close()
 
 
-STREAM_SERVER = """
+EXCHANGE = """
     import socket, sys, threading, time
+    def exchange(sock, byte, seconds):
+        # send 1 KiB every 10 ms (on through an outage: a full buffer times out, and
+        # that is all) and print the bytes received so far, stamped, for ``seconds``
+        sock.settimeout(0.2)
+        def send():
+            while True:
+                try:
+                    sock.sendall(byte * 1024)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                time.sleep(0.01)
+        threading.Thread(target=send, daemon=True).start()
+        got, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                chunk = b"."
+            if not chunk:
+                break
+            if chunk != b".":
+                got += len(chunk)
+            print(f"{time.monotonic():.3f} {got}", flush=True)
+"""
+
+STREAM_SERVER = (
+    EXCHANGE
+    + """
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(1)
     print("listening", flush=True)
-    conn, _ = srv.accept()
-    conn.settimeout(0.2)
-    got = 0
-    def send():  # on through an outage: a full buffer times out, and that is all
-        while True:
-            try:
-                conn.sendall(b"s" * 1024)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            time.sleep(0.01)
-    threading.Thread(target=send, daemon=True).start()
-    start = time.monotonic()
-    while time.monotonic() - start < float(sys.argv[2]):
-        try:
-            chunk = conn.recv(65536)
-        except socket.timeout:
-            chunk = b"."
-        if not chunk:
-            break
-        if chunk != b".":
-            got += len(chunk)
-        print(f"{time.monotonic():.3f} {got}", flush=True)
+    exchange(srv.accept()[0], b"s", float(sys.argv[2]))
 """
+)
 
-STREAM_CLIENT = """
-    import socket, sys, threading, time
-    sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-    sock.settimeout(0.2)
-    def send():  # on through an outage: a full buffer times out, and that is all
-        while True:
-            try:
-                sock.sendall(b"c" * 1024)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            time.sleep(0.01)
-    threading.Thread(target=send, daemon=True).start()
-    got, start = 0, time.monotonic()
-    while time.monotonic() - start < float(sys.argv[3]):
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            chunk = b"."
-        if not chunk:
-            break
-        if chunk != b".":
-            got += len(chunk)
-        print(f"{time.monotonic():.3f} {got}", flush=True)
+STREAM_CLIENT = (
+    EXCHANGE
+    + """
+    exchange(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5), b"c",
+             float(sys.argv[3]))
 """
+)
 
 
 def last_count(lines: list[str], before: float) -> int:

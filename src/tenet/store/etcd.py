@@ -37,8 +37,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 
 import httpx
 
@@ -63,7 +62,7 @@ from tenet.store.etcd_client import (
     unb64,
 )
 from tenet.store.keys import prefix_end
-from tenet.store.watch import check_key, check_value
+from tenet.store.watch import WatchHandle, check_key, check_value
 
 MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1_572_864  # etcd's default --max-request-bytes
@@ -356,7 +355,7 @@ def _event(raw: Json) -> Event:
     return Event(EventType.PUT, kv)
 
 
-class EtcdWatch:
+class EtcdWatch(WatchHandle):
     """A watch fed by a thread that follows the cluster from member to member.
 
     The thread puts batches of events (lists), or the error that ended the watch, on
@@ -390,25 +389,6 @@ class EtcdWatch:
     def close(self) -> None:
         self._closed.set()
         self._queue.put([])  # wakes a get() waiting forever
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def __enter__(self) -> EtcdWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Event]:
-        while not self._closed.is_set():
-            yield from self.get(timeout=0.5)
 
     # -- the thread's side -----------------------------------------------------------------
     def _follow(self) -> None:

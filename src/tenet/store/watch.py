@@ -35,7 +35,40 @@ def check_value(value: object) -> None:
         raise ValidationError("value", f"expected bytes, got {type(value).__name__}")
 
 
-class PollingWatch:
+class WatchHandle:
+    """What every backend's watch shares: ``closed``, a context manager that closes it,
+    and iteration until it is closed. A subclass sets ``self._closed`` (an Event) and
+    has ``get(timeout)`` and ``close()``."""
+
+    _closed: threading.Event
+
+    def get(self, timeout: float | None = None) -> list[Event]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __enter__(self) -> WatchHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        while not self._closed.is_set():
+            yield from self.get(timeout=0.5)
+
+
+class PollingWatch(WatchHandle):
     def __init__(
         self,
         fetch: Fetch,
@@ -73,22 +106,3 @@ class PollingWatch:
         self._closed.set()
         if self._on_close is not None:
             self._on_close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def __enter__(self) -> PollingWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Event]:
-        while not self._closed.is_set():
-            yield from self.get(timeout=0.5)
