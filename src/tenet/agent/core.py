@@ -84,6 +84,7 @@ class Counters:
     ct_new_flows: int = 0  # forwarded packets that committed a new connection
     ct_rechecks: int = 0  # first packets whose flow was not installed (NEW vs ESTABLISHED)
     ct_unflowed: int = 0  # ICMP errors sent without a flow (related by their quote)
+    simulated_drops: int = 0  # upcalls whose outcome (simulated or recalled) was DROP
 
 
 @dataclass
@@ -192,6 +193,7 @@ class AgentCore:
             self.counters.simulations += 1
             self.counters.unusable_input += any(step.unusable for step in result.trace)
             self.flows.remember(upcall.match, result)
+        self.counters.simulated_drops += result.verdict is Verdict.DROP
         actions = self.translate(result)
         install = self._flow_state(result, now)
         if install and result.verdict in (Verdict.FORWARD, Verdict.DROP):
