@@ -94,6 +94,7 @@ class AgentCore:
     state: StateView
     flows: FlowTable = field(default_factory=FlowTable)
     counters: Counters = field(default_factory=Counters)
+    drops: dict[str, int] = field(default_factory=dict)  # DROP outcomes by where (drop_site)
     records: dict[uuid.UUID, Record] = field(default_factory=dict)
     _view: TopologyView = field(init=False)
     # local virtual port id <-> datapath port number, and the tunnel keys mapped
@@ -193,7 +194,10 @@ class AgentCore:
             self.counters.simulations += 1
             self.counters.unusable_input += any(step.unusable for step in result.trace)
             self.flows.remember(upcall.match, result)
-        self.counters.simulated_drops += result.verdict is Verdict.DROP
+        if result.verdict is Verdict.DROP:
+            self.counters.simulated_drops += 1
+            site = drop_site(result)
+            self.drops[site] = self.drops.get(site, 0) + 1
         actions = self.translate(result)
         install = self._flow_state(result, now)
         if install and result.verdict in (Verdict.FORWARD, Verdict.DROP):
@@ -437,6 +441,16 @@ class AgentCore:
         self._forget(ended)
         self._send([(flowstate.OP_DELETE, g) for g in ended if g.local], now)
         return len(gone)
+
+
+def drop_site(result: SimulationResult) -> str:
+    """Where a DROP was decided, for the drop counters: the kind of the trace's last step
+    before the verdict (``rule``, ``chain``, ``router``, ``bridge``, ``port``, ...), or
+    ``verdict`` when the simulation decided before any device (a malformed frame)."""
+    for step in reversed(result.trace):
+        if step.kind != "verdict":
+            return str(step.kind)
+    return "verdict"
 
 
 def touched(old: Record | None, new: Record | None, flows: FlowTable) -> set[Tag]:

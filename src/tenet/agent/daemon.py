@@ -269,6 +269,7 @@ class Agent:
         stats |= asdict(self.core.flowstate.counters)
         stats["ct_restored"] = self.restored
         stats["applied_revision"] = self.applied_revision
+        stats |= {f"drops_at_{site}": n for site, n in self.core.drops.items()}
         return stats
 
     # -- flow state across a restart -------------------------------------------------------

@@ -45,14 +45,16 @@ GAUGES = frozenset(
     }
 )
 
-# counter -> the reason its packets (or messages) were dropped
+# counter -> the reason its packets (or messages) were dropped; the simulation's DROP
+# outcomes are split by where they were decided (counters ``drops_at_<site>``, the
+# reason ``simulated_<site>``: ``simulated_rule``, ``simulated_router``, ...)
+SITE = "drops_at_"
 DROPS = {
     "malformed": "malformed",
     "upcalls_dropped": "upcall_queue_full",
     "unknown_port": "unknown_port",
     "tunnel_misses": "tunnel_key_unknown",
     "unsendable": "unsendable",
-    "simulated_drops": "simulated_drop",
     "oversize": "oversize",
     "kernel_table_full": "kernel_table_full",
     "nexthops_overflow": "nexthop_queue_full",
@@ -90,6 +92,8 @@ def agent_families(
     """The agent's metrics from its counters (and its metered store, if it has one)."""
     families = [single(f"{PREFIX}_info", "gauge", "This agent: its host.", 1, host_id=host_id)]
     for key, value in sorted(counters.items()):
+        if key.startswith(SITE):
+            continue  # in the drops by reason only
         name = metric_name(key)
         words = HELP.get(key, f"The agent's {key.replace('_', ' ')}.")
         if key in GAUGES:
@@ -97,6 +101,9 @@ def agent_families(
         else:
             families.append(single(f"{PREFIX}_{name}_total", "counter", words, value))
     drops = {reason: counters[key] for key, reason in DROPS.items() if key in counters}
+    for key, value in counters.items():
+        if key.startswith(SITE):
+            drops["simulated_" + metric_name(key.removeprefix(SITE))] = value
     families.append(
         counter_family(
             f"{PREFIX}_drops_total",

@@ -9,12 +9,14 @@ import urllib.request
 import pytest
 from test_agent_daemon import UNDERLAY, frame, no_interfaces, world
 
+from tenet.agent.core import drop_site
 from tenet.agent.daemon import Agent
 from tenet.clock import FakeClock
 from tenet.datapath.fake import FakeDatapath
 from tenet.metrics import CONTENT_TYPE, parse, render
 from tenet.services.metrics import MetricsService, agent_families
 from tenet.services.status import StatusService
+from tenet.simulation.result import SimulationResult, TraceKind, TraceStep, Verdict
 from tenet.store import MemoryStore
 from tenet.store.metered import MeteredStore
 
@@ -90,3 +92,20 @@ def test_every_counter_is_a_counter_or_a_gauge_and_drops_have_reasons() -> None:
     assert samples[("tenet_agent_flows_in_table", ())] == 2
     assert samples[("tenet_agent_drops_total", (("reason", "tunnel_key_unknown"),))] == 1
     assert samples[("tenet_agent_drops_total", (("reason", "state_rejected"),))] == 3
+
+
+def test_simulated_drops_are_reasons_by_where_they_were_decided() -> None:
+    counters = {"simulated_drops": 3, "drops_at_rule": 2, "drops_at_router": 1}
+    samples = parse(render(agent_families(counters, "h", None)).decode())
+    assert samples[("tenet_agent_drops_total", (("reason", "simulated_rule"),))] == 2
+    assert samples[("tenet_agent_drops_total", (("reason", "simulated_router"),))] == 1
+    assert samples[("tenet_agent_simulated_drops_total", ())] == 3
+    assert not any(name.startswith("tenet_agent_drops_at") for name, _ in samples)
+
+
+def test_drop_site_is_the_last_step_before_the_verdict() -> None:
+    rule = TraceStep(TraceKind.RULE, None, "deny", "drop")
+    verdict = TraceStep(TraceKind.VERDICT, None, "", "drop")
+    port = TraceStep(TraceKind.PORT, None, "p", "in")
+    assert drop_site(SimulationResult(Verdict.DROP, trace=(port, rule, verdict))) == "rule"
+    assert drop_site(SimulationResult(Verdict.DROP, trace=(verdict,))) == "verdict"
