@@ -30,7 +30,7 @@ LEVEL = {
     "cli": 8,
     "__main__": 9,
 }
-BASE = {"errors", "clock", "__init__"}
+BASE = {"errors", "clock", "metrics", "__init__"}
 PURE = {"model", "packets", "simulation", "flows"}
 IMPURE_MODULES = {
     "time",

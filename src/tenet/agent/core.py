@@ -84,6 +84,7 @@ class Counters:
     ct_new_flows: int = 0  # forwarded packets that committed a new connection
     ct_rechecks: int = 0  # first packets whose flow was not installed (NEW vs ESTABLISHED)
     ct_unflowed: int = 0  # ICMP errors sent without a flow (related by their quote)
+    simulated_drops: int = 0  # upcalls whose outcome (simulated or recalled) was DROP
 
 
 @dataclass
@@ -93,6 +94,7 @@ class AgentCore:
     state: StateView
     flows: FlowTable = field(default_factory=FlowTable)
     counters: Counters = field(default_factory=Counters)
+    drops: dict[str, int] = field(default_factory=dict)  # DROP outcomes by where (drop_site)
     records: dict[uuid.UUID, Record] = field(default_factory=dict)
     _view: TopologyView = field(init=False)
     # local virtual port id <-> datapath port number, and the tunnel keys mapped
@@ -192,6 +194,10 @@ class AgentCore:
             self.counters.simulations += 1
             self.counters.unusable_input += any(step.unusable for step in result.trace)
             self.flows.remember(upcall.match, result)
+        if result.verdict is Verdict.DROP:
+            self.counters.simulated_drops += 1
+            site = drop_site(result)
+            self.drops[site] = self.drops.get(site, 0) + 1
         actions = self.translate(result)
         install = self._flow_state(result, now)
         if install and result.verdict in (Verdict.FORWARD, Verdict.DROP):
@@ -435,6 +441,16 @@ class AgentCore:
         self._forget(ended)
         self._send([(flowstate.OP_DELETE, g) for g in ended if g.local], now)
         return len(gone)
+
+
+def drop_site(result: SimulationResult) -> str:
+    """Where a DROP was decided, for the drop counters: the kind of the trace's last step
+    before the verdict (``rule``, ``chain``, ``router``, ``bridge``, ``port``, ...), or
+    ``verdict`` when the simulation decided before any device (a malformed frame)."""
+    for step in reversed(result.trace):
+        if step.kind != "verdict":
+            return str(step.kind)
+    return "verdict"
 
 
 def touched(old: Record | None, new: Record | None, flows: FlowTable) -> set[Tag]:

@@ -47,6 +47,7 @@ from tenet.datapath.userspace import UserspaceDatapath
 from tenet.errors import DatapathUnavailable, PacketError, TenetError, WatchCompacted
 from tenet.model import Host
 from tenet.services.base import Service, ServiceContext
+from tenet.services.metrics import MetricsService
 from tenet.services.status import StatusService
 from tenet.simulation.result import StateWrite
 from tenet.store import Event, Store, open_store
@@ -58,6 +59,7 @@ from tenet.store.keys import (
     applied_key,
     port_status_key,
 )
+from tenet.store.metered import MeteredStore
 from tenet.store.objects import ObjectStore, decode_event
 from tenet.store.reach import Reach
 
@@ -177,6 +179,7 @@ class Agent:
         self._written: dict[str, bytes] = {}
         self._next_expiry = 0.0
         self._revision = 0
+        self.applied_revision = 0  # the store revision whose changes are applied
         self.state_file = state_file
         self.ct_timeouts = ct_timeouts or Timeouts()
         self.restored = 0
@@ -266,6 +269,8 @@ class Agent:
         stats["flows_adopted"], stats["flows_adoption_removed"] = self.adopted
         stats |= asdict(self.core.flowstate.counters)
         stats["ct_restored"] = self.restored
+        stats["applied_revision"] = self.applied_revision
+        stats |= {f"drops_at_{site}": n for site, n in self.core.drops.items()}
         return stats
 
     # -- flow state across a restart -------------------------------------------------------
@@ -361,6 +366,7 @@ class Agent:
             self._applied(applied)
 
     def _applied(self, revision: int) -> None:
+        self.applied_revision = revision
         self.store.put(applied_key(self.host_id), str(revision).encode(), lease=self.lease)
 
     def _write(self, writes: list[StateWrite]) -> None:
@@ -418,7 +424,9 @@ def main(
     pin_name: str | None = None,
     state_file: Path | None = None,
     ct_timeouts: Timeouts | None = None,
+    metrics_address: tuple[str, int] | None = None,
 ) -> int:
+    """Run an agent until a signal; ``metrics_address``: serve /metrics there."""
     stopping = threading.Event()  # a signal while starting up stops it cleanly too
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -426,9 +434,14 @@ def main(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    store = open_store(store_url, poll_interval=WATCH_POLL)
+    services: list[Service] = [StatusService()]
+    if metrics_address is not None:  # the store's calls timed, for the metrics
+        store = metered = MeteredStore(store)
+        services.append(MetricsService(metrics_address, metered))
     agent = Agent(
         host_id,
-        open_store(store_url, poll_interval=WATCH_POLL),
+        store,
         underlay,
         vxlan_port=vxlan_port,
         datapath=datapath,
@@ -436,6 +449,7 @@ def main(
         stop=stopping,
         state_file=state_file,
         ct_timeouts=ct_timeouts,
+        services=services,
     )
     agent.start()
     print(f"tenet agent: host {host_id}, underlay {underlay}, {agent.datapath_kind}", flush=True)

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from tenet import __version__
-from tenet.api import errors
+from tenet.api import errors, metrics
 from tenet.api.auth import Tokens
 from tenet.api.native import collections, health, hosts, learned, ports, tokens, trace
 from tenet.api.openapi import add_links
@@ -42,6 +42,7 @@ def create_app(objects: ObjectStore, *, auth: bool = True, clock: Clock | None =
     app.state.clock = clock
     app.state.auth = auth
     errors.install(app)
+    metrics.install(app)  # GET /metrics, without a token (see tenet.api.metrics)
     if not auth:
 
         @app.middleware("http")

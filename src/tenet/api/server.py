@@ -10,6 +10,7 @@ from pathlib import Path
 from tenet.api.app import create_app
 from tenet.api.auth import Tokens
 from tenet.store import open_store
+from tenet.store.metered import MeteredStore
 from tenet.store.objects import ObjectStore
 
 log = logging.getLogger("tenet.api")
@@ -39,7 +40,7 @@ def serve(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="tenet api: %(message)s")
-    objects = ObjectStore(open_store(store_url))
+    objects = ObjectStore(MeteredStore(open_store(store_url)))  # timed for /metrics
     if no_auth:
         banner = "AUTHENTICATION IS DISABLED (--no-auth): every request acts as an admin"
         log.warning("%s\n%s\n%s", "!" * len(banner), banner, "!" * len(banner))
@@ -49,6 +50,6 @@ def serve(
             where = f"written to {token_file} (mode 0600)" if token_file else secret
             print(f"tenet api: no tokens yet; created an admin token, {where}", file=sys.stderr)
     app = create_app(objects, auth=not no_auth)
-    print(f"tenet api: http://{host}:{port}/v1/  (docs: http://{host}:{port}/docs)",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(f"tenet api: http://{host}:{port}/v1/  (docs: http://{host}:{port}/docs, "
+          f"metrics: http://{host}:{port}/metrics)", file=sys.stderr, flush=True)  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning")

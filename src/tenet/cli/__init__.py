@@ -445,6 +445,13 @@ def agent(
             "icmp (30), other (60)"
         ),
     ] = None,
+    metrics_address: Annotated[
+        str,
+        typer.Option(
+            help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. "
+            "127.0.0.1:9741); off when empty"
+        ),
+    ] = "",
 ) -> None:
     """Run the per-host agent."""
     from tenet.agent.daemon import DATAPATHS
@@ -458,6 +465,15 @@ def agent(
     except ValueError:
         raise CliError(f"--underlay: {underlay!r} is not an IPv4 address", 2) from None
     timeouts = _timeouts(Timeouts, ct_timeout or [])
+    metrics = None
+    if metrics_address:
+        from tenet.errors import ValidationError
+        from tenet.services.metrics import parse_address
+
+        try:
+            metrics = parse_address(metrics_address)
+        except ValidationError as exc:
+            raise CliError(f"--metrics-address: {exc.reason}", 2) from None
     path = Path(f"/var/lib/tenet/flowstate-{host_id}") if state_file == "-" else None
     if state_file not in ("-", ""):
         path = Path(state_file)
@@ -470,6 +486,7 @@ def agent(
             datapath=datapath,
             state_file=path,
             ct_timeouts=timeouts,
+            metrics_address=metrics,
         )
     except (TenetError, OSError) as exc:  # bad input or an address not on this host
         raise CliError(f"tenet agent: {exc}", 2) from exc

@@ -15,13 +15,14 @@ import uvicorn
 from tenet.api.app import create_app
 from tenet.api.auth import Tokens
 from tenet.store import SqliteStore
+from tenet.store.metered import MeteredStore
 from tenet.store.objects import ObjectStore
 
 
 class Server:
-    def __init__(self, path: Path, *, auth: bool = True) -> None:
+    def __init__(self, path: Path, *, auth: bool = True, metered: bool = False) -> None:
         self.store = SqliteStore(path)
-        self.objects = ObjectStore(self.store)
+        self.objects = ObjectStore(MeteredStore(self.store) if metered else self.store)
         self.app = create_app(self.objects, auth=auth)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="critical")
         self.server = uvicorn.Server(config)

@@ -20,6 +20,7 @@ import pytest
 from tenet.clock import FakeClock
 from tenet.lab.etcd import EtcdCluster, etcd_available
 from tenet.store import EtcdStore, MemoryStore, SqliteStore, Store
+from tenet.store.metered import MeteredStore
 
 Factory = Callable[[FakeClock], Store]
 
@@ -83,7 +84,7 @@ def etcd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdPool]:
     pool.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "etcd"])
+@pytest.fixture(params=["memory", "sqlite", "etcd", "metered"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -104,6 +105,8 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
             store: Store = MemoryStore(clock)
         elif backend == "sqlite":
             store = SqliteStore(tmp_path / "store.db", clock, poll_interval=0.005)
+        elif backend == "metered":  # the metrics' wrapper keeps the contract (on SQLite)
+            store = MeteredStore(SqliteStore(tmp_path / "store.db", clock, poll_interval=0.005))
         else:
             assert cluster is not None
             store = EtcdStore(cluster.url)
