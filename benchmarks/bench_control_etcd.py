@@ -35,6 +35,7 @@ import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
+from typing import Any
 
 from benchmarks.bench_control import changes, percentile, topology
 from tenet.agent.daemon import Agent
@@ -91,7 +92,7 @@ def add_hosts(objects: ObjectStore, count: int, tenant: Tenant, bridge: Bridge) 
                 tx.create(PortBinding(port_id=port.id, host_id=host.id, interface=f"sim{n}"))
 
 
-def simulated(cluster: EtcdCluster, count: int, rounds: int) -> dict[str, object]:
+def simulated(cluster: EtcdCluster, count: int, rounds: int) -> dict[str, Any]:
     store = EtcdStore(cluster.url)
     objects = ObjectStore(store)
     tenant, bridge, chain, router = topology(objects)
@@ -210,10 +211,10 @@ def memory(cluster: EtcdCluster, ports: int = 10_000, tenants: int = 100) -> dic
     }
 
 
-def run(quick: bool) -> dict[str, object]:
+def run(quick: bool) -> dict[str, Any]:
     """100 and 1,000 simulated agents, and the 10,000-port memory figure, each on a fresh
     three-member cluster on loopback."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for count in (100, 1000):
         with_cluster = EtcdCluster(size=3)
         with_cluster.start()
