@@ -58,7 +58,8 @@ from tenet.store.keys import AGENT_WATCH
 from tenet.store.objects import ObjectStore
 
 WORKERS = 8
-BATCH = 8  # hosts per transaction while building (4 records each, under etcd's 128 ops)
+PORTS_BATCH = 20  # ports per transaction (a port is a few writes: record and indexes)
+BATCH = 6  # hosts per transaction while building (4 records, ~16 writes each; etcd allows 128)
 
 
 def stats_ms(values: list[float]) -> dict[str, float]:
@@ -169,9 +170,9 @@ def memory(cluster: EtcdCluster, ports: int = 10_000, tenants: int = 100) -> dic
         with objects.transaction() as tx:
             tenant = tx.create(Tenant(name=f"t{t}"))
             bridge = tx.create(Bridge(tenant_id=tenant.id, name="net"))
-        for first in range(0, per, 40):
+        for first in range(0, per, PORTS_BATCH):
             with objects.transaction() as tx:
-                for n in range(first, min(per, first + 40)):
+                for n in range(first, min(per, first + PORTS_BATCH)):
                     port = tx.create(
                         Port(
                             tenant_id=tenant.id,
