@@ -12,6 +12,8 @@ Runs, in order (``benchmarks/README.md`` says how to read the output):
   CPU; against bare kernel VXLAN (the physical limit here) and a veth pair (root);
 * ``control``: from a change in the store until every agent applied it, with 3
   real agents (root) and 100 agents simulated in one process, against a bare watch;
+  on etcd (when installed), 100 and 1,000 simulated agents beside SQLite's 100, and
+  what one agent holds in a 10,000-port topology;
 * ``store``: write rate and size per object of the SQLite store.
 
 Writes ``benchmarks/results/latest.json`` (the machine it ran on, every figure and
