@@ -60,6 +60,7 @@ from tenet.errors import (
     DatapathUnavailable,
     LeaseExpired,
     PacketError,
+    StoreError,
     StoreUnavailable,
     TenetError,
     WatchCompacted,
@@ -171,7 +172,7 @@ class Reconnect:
         while not self._stop.is_set():
             try:
                 self._store.revision()
-            except StoreUnavailable:
+            except StoreError:
                 self._stop.wait(RECONNECT_EVERY)
                 continue
             self.ready.set()
@@ -397,7 +398,14 @@ class Agent:
             return
         for item in watcher.drain():
             if isinstance(item, list):
-                self.apply_events(item)
+                try:
+                    self.apply_events(item)
+                except CUT_OFF as exc:  # a record it newly reaches could not be fetched
+                    watcher.close(wait=False)
+                    self._watcher = None
+                    self._revision = -1  # what it holds may be half updated: reload, once back
+                    self._cut_off(exc)
+                    return
                 continue
             watcher.close(wait=False)
             self._watcher = None
