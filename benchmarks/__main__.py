@@ -12,6 +12,8 @@ Runs, in order (``benchmarks/README.md`` says how to read the output):
   CPU; against bare kernel VXLAN (the physical limit here) and a veth pair (root);
 * ``control``: from a change in the store until every agent applied it, with 3
   real agents (root) and 100 agents simulated in one process, against a bare watch;
+  on etcd (when installed), 100 and 1,000 simulated agents beside SQLite's 100, and
+  what one agent holds in a 10,000-port topology;
 * ``store``: write rate and size per object of the SQLite store.
 
 Writes ``benchmarks/results/latest.json`` (the machine it ran on, every figure and
@@ -33,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_agent, bench_control, bench_simulation
+from benchmarks import bench_agent, bench_control, bench_control_etcd, bench_simulation
 
 SECTIONS = ("simulation", "datapath", "control", "store")
 LATEST = Path(__file__).parent / "results" / "latest.json"
@@ -266,6 +268,54 @@ def control(quick: bool, raw: dict[str, Any]) -> list[dict[str, Any]]:
                     "lower",
                 )
             )
+    return rows + control_etcd(quick, raw, sim)
+
+
+def control_etcd(quick: bool, raw: dict[str, Any], sqlite: dict[str, Any]) -> list[dict[str, Any]]:
+    """Simulated agents on etcd (100 beside SQLite's 100, and 1,000), and the memory an
+    agent needs in a 10,000-port topology (skipped without etcd)."""
+    from tenet.lab.etcd import etcd_available
+
+    if etcd_available() is None:
+        say("control on etcd: skipped (etcd is not installed)")
+        return []
+    say("control on etcd: 100 and 1,000 simulated agents, and a 10,000-port topology")
+    r = bench_control_etcd.run(quick)
+    raw["control_etcd"] = r
+    rows = []
+    for count in (100, 1000):
+        sim = r[f"simulated_{count}"]
+        n = sim["interested"]
+        for p in ("p50_ms", "p99_ms"):
+            base, base_name = sim["bare_watch"][p], "bare watch"
+            if count == 100:  # SQLite's 100 agents all apply every change, as all of these
+                base, base_name = sqlite["agents"][p], "SQLite, 100 agents"
+            rows.append(
+                row("control", f"etcd: change applied by the {n} interested of {count}, {p[:3]}",
+                    sim["agents"][p], "ms", sim["bare_watch"][p], "bare watch", "lower")
+            )  # fmt: skip
+            rows.append(
+                row("control", f"etcd: change applied by one agent of {count}, {p[:3]}",
+                    sim["each_agent"][p], "ms", sim["bare_watch"][p], "bare watch", "lower")
+            )  # fmt: skip
+            rows.append(
+                row("control", f"etcd: change received by all {count} agents, {p[:3]}",
+                    sim["all_agents"][p], "ms", base, base_name, "lower")
+            )  # fmt: skip
+        rows.append(
+            row("control", f"etcd: events received per agent per change ({count})",
+                sim["events_per_agent_per_change"], "", None, "", "lower")
+        )  # fmt: skip
+    mem = r["memory"]
+    rows.append(
+        row("control", "etcd: records one agent holds, 10,000 ports",
+            mem["records_held_by_agent"], "", mem["records_in_store"], "whole topology", "lower")
+    )  # fmt: skip
+    rows.append(
+        row("control", "etcd: agent memory after loading, 10,000 ports",
+            mem["agent_bytes"] / 2**20, "MiB", mem["whole_topology_bytes"] / 2**20,
+            "whole topology decoded", "lower")
+    )  # fmt: skip
     return rows
 
 

@@ -136,8 +136,8 @@ def measure(
     return {"agents": summary(agents), "bare_watch": summary(floor)}
 
 
-def topology(objects: ObjectStore) -> tuple[Tenant, Bridge, Chain, Router]:
-    tenant = objects.create(Tenant(name="bench")).record
+def topology(objects: ObjectStore, name: str = "bench") -> tuple[Tenant, Bridge, Chain, Router]:
+    tenant = objects.create(Tenant(name=name)).record
     bridge = objects.create(Bridge(tenant_id=tenant.id, name="net")).record
     chain = objects.create(Chain(tenant_id=tenant.id, name="in")).record
     router = objects.create(Router(tenant_id=tenant.id, name="r")).record

@@ -19,10 +19,22 @@ once, not at the loop's next turn):
 Crash-only (CONVENTIONS.md point 8): an unexpected exception ends the process;
 on restart it resyncs from the store. A watch that finds its history compacted
 reloads everything.
+
+Cut off from the store (``StoreUnavailable``, or ``LeaseExpired`` once it answers
+again) is the environment, not a bug: the agent goes *disconnected* and keeps serving
+its datapath from the picture it has. It makes no store call from the loop then:
+learned state and binding statuses are kept (newest per key) instead of written, and
+a thread of its own (:class:`Reconnect`) asks the store for its revision until it
+answers. Then the loop resyncs: the lease kept or a new one granted, everything it
+holds written again under it, services restarted on the new lease, and the watch
+resumed after the last revision it applied (a full reload only if that was
+compacted). ``store_connected`` and ``store_disconnects`` in :meth:`Agent.counters`
+say so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -44,7 +56,15 @@ from tenet.clock import Clock, SystemClock
 from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
 from tenet.datapath.userspace import UserspaceDatapath
-from tenet.errors import DatapathUnavailable, PacketError, TenetError, WatchCompacted
+from tenet.errors import (
+    DatapathUnavailable,
+    LeaseExpired,
+    PacketError,
+    StoreError,
+    StoreUnavailable,
+    TenetError,
+    WatchCompacted,
+)
 from tenet.model import Host
 from tenet.services.base import Service, ServiceContext
 from tenet.services.metrics import MetricsService
@@ -71,6 +91,10 @@ SAVE_BIG = 20_000  # entries above which it is rewritten only that often
 WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it sooner
 WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
+STORE_DEADLINE = 3.0  # an agent's store call gives up after this (below the lease's TTL)
+RECONNECT_EVERY = 1.0  # while cut off, the store is asked at least this often
+RESYNC_BATCH = 100  # puts per transaction when writing everything again
+CUT_OFF = (StoreUnavailable, LeaseExpired)
 
 
 def open_datapath(
@@ -126,10 +150,37 @@ class Watcher:
             except queue.Empty:
                 return out
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Stop watching (``wait``: until the thread has ended; a watch blocked on an
+        unreachable store is left to end on its own)."""
         self._stop.set()
         self._watch.close()
-        self._thread.join(timeout=5)
+        if wait:
+            self._thread.join(timeout=5)
+
+
+class Reconnect:
+    """While the agent is cut off: asks the store for its revision on a thread of its own
+    (a call blocks for up to the store's deadline) until it answers; ``ready`` then."""
+
+    def __init__(self, store: Store, stop: threading.Event, wake: Callable[[], None]) -> None:
+        self.ready = threading.Event()
+        self._store = store
+        self._stop = stop
+        self._wake = wake
+        self._thread = threading.Thread(target=self._run, name="store-reconnect", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._store.revision()
+            except StoreError:
+                self._stop.wait(RECONNECT_EVERY)
+                continue
+            self.ready.set()
+            self._wake()
+            return
 
 
 class Agent:
@@ -178,8 +229,12 @@ class Agent:
         self.reach = Reach(self.objects, host_id)
         self._written: dict[str, bytes] = {}
         self._next_expiry = 0.0
-        self._revision = 0
+        self._revision = 0  # the last store revision whose events were applied
         self.applied_revision = 0  # the store revision whose changes are applied
+        self.connected = True
+        self.disconnects = 0
+        self._watcher: Watcher | None = None
+        self._reconnect: Reconnect | None = None
         self.state_file = state_file
         self.ct_timeouts = ct_timeouts or Timeouts()
         self.restored = 0
@@ -247,7 +302,10 @@ class Agent:
             self.core.sync_ports()
 
     def publish_bindings(self) -> None:
-        """Each changed binding's status, under the lease (deleted when it left)."""
+        """Each changed binding's status, under the lease (deleted when it left). Cut off
+        from the store, the changes wait (the bindings keep the newest)."""
+        if not self.connected:
+            return
         ops: list[Op] = []
         for port_id, status in self.core.bindings.take_changes().items():
             key = port_status_key(self.host_id, port_id)
@@ -257,7 +315,7 @@ class Agent:
                 ops.append(Put(key, status.encode(), self.lease))
             print(f"tenet agent: port {port_id}: {describe(status)}", file=sys.stderr, flush=True)
         if ops:
-            self.store.txn([], ops)
+            self._send(ops)
 
     def counters(self) -> dict[str, int]:
         """The agent's and its datapath's counters (what the status service publishes)."""
@@ -271,6 +329,8 @@ class Agent:
         stats["ct_restored"] = self.restored
         stats["applied_revision"] = self.applied_revision
         stats |= {f"drops_at_{site}": n for site, n in self.core.drops.items()}
+        stats["store_connected"] = int(self.connected)
+        stats["store_disconnects"] = self.disconnects
         return stats
 
     # -- flow state across a restart -------------------------------------------------------
@@ -318,19 +378,12 @@ class Agent:
     def run(self) -> None:
         self.start()
         next_tick = 0.0
-        watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
+        self._watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
         try:
             while not self.stop.is_set():
-                for item in watcher.drain():
-                    if isinstance(item, WatchCompacted):  # history gone: reload everything
-                        watcher.close()
-                        self._revision = self._load()
-                        self._applied(self._revision)
-                        watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    self.apply_events(item)
+                self._take_events()
+                if self._reconnect is not None and self._reconnect.ready.is_set():
+                    self._resync()
                 self._apply_links()
                 self.publish_bindings()
                 failure = self.datapath.failure
@@ -343,13 +396,138 @@ class Agent:
                     self.tick(now)
                     next_tick = now + TICK
         finally:
-            watcher.close()
+            if self._watcher is not None:
+                self._watcher.close(wait=self.connected)
             self.close()
+
+    def _take_events(self) -> None:
+        """Apply what the watch delivered; a compacted history reloads everything (or,
+        cut off, once back); a watch that lost the store leaves the agent cut off."""
+        watcher = self._watcher
+        if watcher is None:
+            return
+        for item in watcher.drain():
+            if isinstance(item, list):
+                try:
+                    self.apply_events(item)
+                except CUT_OFF as exc:  # a record it newly reaches could not be fetched
+                    watcher.close(wait=False)
+                    self._watcher = None
+                    self._revision = -1  # what it holds may be half updated: reload, once back
+                    self._cut_off(exc)
+                    return
+                continue
+            watcher.close(wait=False)
+            self._watcher = None
+            if isinstance(item, WatchCompacted):  # history gone: reload everything
+                self._revision = -1
+                if self.connected:
+                    self._reload()
+            elif isinstance(item, StoreUnavailable):
+                self._cut_off(item)
+            else:
+                raise item
+            return
+
+    def _reload(self) -> None:
+        try:
+            self._revision = self._load()
+            self._applied(self._revision)
+        except CUT_OFF as exc:
+            self._revision = -1
+            self._cut_off(exc)
+            return
+        self._watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
+
+    # -- cut off from the store ----------------------------------------------------------
+    def _cut_off(self, exc: BaseException) -> None:
+        """The store stopped answering (or our lease is gone): keep forwarding, keep
+        what should be written, and look for the store on another thread."""
+        if self.connected:
+            self.connected = False
+            self.disconnects += 1
+            print(
+                f"tenet agent: cut off from the store ({exc}); forwarding goes on, "
+                "changes wait until it is back",
+                file=sys.stderr,
+                flush=True,
+            )
+        if self._reconnect is None or self._reconnect.ready.is_set():
+            self._reconnect = Reconnect(self.store, self.stop, self.datapath.wake)
+
+    def _resync(self) -> None:
+        """The store answers again: the lease kept (or a new one), everything this agent
+        holds in the store written again, and the watch resumed where it stopped."""
+        self._reconnect = None
+        try:
+            renewed = False
+            try:
+                self.store.keepalive(self.lease)
+            except LeaseExpired:
+                self.lease = self.store.grant_lease(self._lease_ttl)
+                renewed = True
+            puts = [Put(alive_key(self.host_id), str(self.underlay).encode(), self.lease)]
+            puts += self._learned_again(renewed)
+            if self._revision > 0:
+                puts.append(
+                    Put(applied_key(self.host_id), str(self._revision).encode(), self.lease)
+                )
+            for start in range(0, len(puts), RESYNC_BATCH):
+                self.store.txn([], puts[start : start + RESYNC_BATCH])
+        except CUT_OFF as exc:
+            self._cut_off(exc)
+            return
+        self.connected = True
+        if renewed:
+            self.core.bindings.republish()
+            context = ServiceContext(
+                self.host_id, self.store, self.lease, self.clock, self.counters
+            )
+            for service in self.services:
+                service.close()
+                service.start(context)
+        print(
+            f"tenet agent: the store answers again ({'a new' if renewed else 'the same'} "
+            f"lease); watching from revision {self._revision + 1}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if self._watcher is None:
+            if self._revision < 0:
+                self._reload()
+            else:
+                self._watcher = Watcher(self.store, self._revision + 1, self.datapath.wake)
+
+    def _learned_again(self, renewed: bool) -> list[Put]:
+        """What this agent learned, to write again: each key the store lacks (its lease
+        expired, or it was never sent), or holds under the old lease. A key another
+        agent has written since holds newer news: it is left alone and forgotten here
+        (the watch brings it). A write landing between the read and ours is overwritten
+        (the learning agent writes it again on its next upcall)."""
+        held = {kv.key: kv.value for kv in self.store.list(LEARNED).items}
+        puts = []
+        for key, value in list(self._written.items()):
+            now = held.get(key)
+            if now is None or (now == value and renewed):
+                puts.append(Put(key, value, self.lease))
+            elif now != value:
+                del self._written[key]
+        return puts
+
+    def _send(self, ops: Sequence[Op]) -> None:
+        """One write to the store, unless cut off (then it waits for the resync)."""
+        if not self.connected:
+            return
+        try:
+            self.store.txn([], ops)
+        except CUT_OFF as exc:
+            self._cut_off(exc)
 
     def apply_events(self, events: list[Event]) -> None:
         """Apply store events (object changes, learned state) to the host's picture."""
         applied = 0
         for event in events:
+            self._revision = max(self._revision, event.revision)
             obj = decode_event(event)
             if obj is not None:
                 applied = event.revision
@@ -367,9 +545,11 @@ class Agent:
 
     def _applied(self, revision: int) -> None:
         self.applied_revision = revision
-        self.store.put(applied_key(self.host_id), str(revision).encode(), lease=self.lease)
+        self._send([Put(applied_key(self.host_id), str(revision).encode(), self.lease)])
 
     def _write(self, writes: list[StateWrite]) -> None:
+        """Learned state, under the lease; kept newest per key (and written again by a
+        resync), sent at once unless cut off."""
         puts = []
         for write in writes:
             put = to_put(write, self.lease)
@@ -377,18 +557,27 @@ class Agent:
                 self._written[put.key] = put.value
                 puts.append(put)
         if puts:
-            self.store.txn([], puts)
+            self._send(puts)
 
     def tick(self, now: float) -> None:
         """Once a second: keep the lease, expire idle flows (every few seconds), and
-        tick the services."""
-        self.store.keepalive(self.lease)
+        tick the services (not while cut off from the store)."""
+        if self.connected:
+            try:
+                self.store.keepalive(self.lease)
+            except CUT_OFF as exc:
+                self._cut_off(exc)
         self._write(self.core.tick(now))
         if now >= self._next_expiry:  # reads every flow's counters: not every second
             self.core.expire(now)
             self._next_expiry = now + EXPIRE_EVERY
         for service in self.services:
-            service.tick(now)
+            if not self.connected:
+                break
+            try:
+                service.tick(now)
+            except CUT_OFF as exc:
+                self._cut_off(exc)
         self.save_state(now)
 
     def close(self) -> None:
@@ -403,7 +592,9 @@ class Agent:
         if self._link_control is not None:
             self._link_control.close()
         self.datapath.close()
-        self.store.revoke(self.lease)
+        if self.connected:
+            with contextlib.suppress(*CUT_OFF):  # the lease expires on its own
+                self.store.revoke(self.lease)
         self.store.close()
 
 
@@ -434,7 +625,7 @@ def main(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    store = open_store(store_url, poll_interval=WATCH_POLL)
+    store = open_store(store_url, poll_interval=WATCH_POLL, deadline=STORE_DEADLINE)
     services: list[Service] = [StatusService()]
     if metrics_address is not None:  # the store's calls timed, for the metrics
         store = metered = MeteredStore(store)

@@ -71,6 +71,7 @@ class StatusService:
     def start(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
         self._next = 0.0
+        self._published = b""  # a new lease: the interfaces are published again
 
     def tick(self, now: float) -> None:
         if self._ctx is None or now < self._next:

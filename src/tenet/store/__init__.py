@@ -30,12 +30,17 @@ from tenet.store.sqlite import SqliteStore
 
 
 def open_store(
-    url: str, *, clock: Clock | None = None, poll_interval: float | None = None
+    url: str,
+    *,
+    clock: Clock | None = None,
+    poll_interval: float | None = None,
+    deadline: float | None = None,
 ) -> Store:
     """A store backend from a URL; a bad URL is a ValidationError on ``store``.
 
     ``poll_interval``: the longest a SQLite watch sleeps without reading (a commit
-    wakes it sooner; the backend's default if None)."""
+    wakes it sooner; the backend's default if None). ``deadline``: how long an etcd
+    call keeps trying before StoreUnavailable (the backend's default if None)."""
     if url == "memory:":
         return MemoryStore(clock)
     if url.startswith("sqlite:"):
@@ -47,7 +52,9 @@ def open_store(
             return SqliteStore(path, clock)
         return SqliteStore(path, clock, poll_interval=poll_interval)
     if url.startswith("etcd:"):
-        return EtcdStore(url)  # StoreUnavailable if no member answers
+        if deadline is None:
+            return EtcdStore(url)  # StoreUnavailable if no member answers
+        return EtcdStore(url, deadline=deadline)
     raise ValidationError(
         "store",
         f"{url!r} is not a store URL: use memory:, sqlite:///path/to/file.db "
