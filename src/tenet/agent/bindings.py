@@ -336,3 +336,11 @@ def _same(bound: Link | None, link: Link, ifname: str, current: PortStatus) -> b
     if bound is None or current.interface != ifname:
         return False
     return bound.index == link.index if link.index else bound.name == link.name
+
+
+def describe(status: PortStatus | None) -> str:
+    """A binding's status in words, for the agent's log."""
+    if status is None:
+        return "no longer bound to this host"
+    words = f"{status.state.value} ({status.interface}"
+    return words + (f": {status.reason})" if status.reason else ")")

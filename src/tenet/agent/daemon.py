@@ -36,22 +36,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import FrameType
 
-from tenet.agent.bindings import PortStatus
+from tenet.agent.bindings import describe
 from tenet.agent.core import AgentCore
 from tenet.agent.flowstate import FlowStateTable, Timeouts
 from tenet.agent.learned import LearnedState, to_put
 from tenet.agent.links import HostLinks, LinkTable, LinkWatcher
+from tenet.agent.storelink import Reconnect, Watcher
 from tenet.clock import Clock, SystemClock
 from tenet.datapath.base import Datapath
 from tenet.datapath.kernel import KernelDatapath
@@ -60,7 +60,6 @@ from tenet.errors import (
     DatapathUnavailable,
     LeaseExpired,
     PacketError,
-    StoreError,
     StoreUnavailable,
     TenetError,
     WatchCompacted,
@@ -73,7 +72,6 @@ from tenet.simulation.result import StateWrite
 from tenet.store import Event, Store, open_store
 from tenet.store.base import Delete, Op, Put
 from tenet.store.keys import (
-    AGENT_WATCH,
     LEARNED,
     alive_key,
     applied_key,
@@ -92,7 +90,6 @@ WAIT = 0.05  # longest sleep of the loop: a store change or an upcall wakes it s
 WATCH_POLL = 0.25  # the agent's watch reads at least this often (SQLite wakes it on commits)
 DATAPATHS = ("auto", "kernel", "userspace")
 STORE_DEADLINE = 3.0  # an agent's store call gives up after this (below the lease's TTL)
-RECONNECT_EVERY = 1.0  # while cut off, the store is asked at least this often
 RESYNC_BATCH = 100  # puts per transaction when writing everything again
 CUT_OFF = (StoreUnavailable, LeaseExpired)
 
@@ -116,71 +113,6 @@ def open_datapath(
             f"userspace datapath (the kernel datapath is unavailable: {why})",
         )
     return UserspaceDatapath(underlay, vxlan_port=vxlan_port), "userspace datapath"
-
-
-class Watcher:
-    """The agent's store watch, read on a thread of its own: a change wakes the agent's
-    loop at once (through ``wake``) instead of waiting for its next turn. Events, and
-    the exception that ended the watch, are queued in order for the loop to take."""
-
-    def __init__(self, store: Store, start_revision: int, wake: Callable[[], None]) -> None:
-        self._queue: queue.SimpleQueue[list[Event] | BaseException] = queue.SimpleQueue()
-        self._watch = store.watch(AGENT_WATCH, start_revision)
-        self._wake = wake
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                events = self._watch.get(timeout=0.5)
-                if events:
-                    self._queue.put(events)
-                    self._wake()
-        except BaseException as exc:  # handed to the agent's loop, which decides
-            self._queue.put(exc)
-            self._wake()
-
-    def drain(self) -> list[list[Event] | BaseException]:
-        out: list[list[Event] | BaseException] = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
-
-    def close(self, *, wait: bool = True) -> None:
-        """Stop watching (``wait``: until the thread has ended; a watch blocked on an
-        unreachable store is left to end on its own)."""
-        self._stop.set()
-        self._watch.close()
-        if wait:
-            self._thread.join(timeout=5)
-
-
-class Reconnect:
-    """While the agent is cut off: asks the store for its revision on a thread of its own
-    (a call blocks for up to the store's deadline) until it answers; ``ready`` then."""
-
-    def __init__(self, store: Store, stop: threading.Event, wake: Callable[[], None]) -> None:
-        self.ready = threading.Event()
-        self._store = store
-        self._stop = stop
-        self._wake = wake
-        self._thread = threading.Thread(target=self._run, name="store-reconnect", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._store.revision()
-            except StoreError:
-                self._stop.wait(RECONNECT_EVERY)
-                continue
-            self.ready.set()
-            self._wake()
-            return
 
 
 class Agent:
@@ -596,14 +528,6 @@ class Agent:
             with contextlib.suppress(*CUT_OFF):  # the lease expires on its own
                 self.store.revoke(self.lease)
         self.store.close()
-
-
-def describe(status: PortStatus | None) -> str:
-    """A binding's status in words, for the agent's log."""
-    if status is None:
-        return "no longer bound to this host"
-    words = f"{status.state.value} ({status.interface}"
-    return words + (f": {status.reason})" if status.reason else ")")
 
 
 def main(

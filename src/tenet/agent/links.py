@@ -308,4 +308,4 @@ class FakeLinks:
         return self.table.names.get(name)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the table is in memory."""

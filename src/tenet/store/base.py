@@ -126,6 +126,11 @@ class Watch(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        ...
+
     def __enter__(self) -> Watch: ...
 
     def __exit__(

@@ -17,12 +17,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
 from typing import TypeVar
 
 from tenet.metrics import Family, Histogram, counter_family
 from tenet.store.base import NO_LEASE, Compare, Event, KeyValue, ListResult, Op, Store, Watch
 from tenet.store.keys import OBJECTS
+from tenet.store.watch import WatchHandle
 
 KEEP = 10_000
 T = TypeVar("T")
@@ -126,7 +126,7 @@ class MeteredStore:
         ]
 
 
-class MeteredWatch:
+class MeteredWatch(WatchHandle):
     """A watch whose batches are reported to its store as they arrive."""
 
     def __init__(self, inner: Watch, store: MeteredStore) -> None:
@@ -142,16 +142,9 @@ class MeteredWatch:
     def close(self) -> None:
         self.inner.close()
 
-    def __enter__(self) -> MeteredWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
 
     def __iter__(self) -> Iterator[Event]:
         for event in self.inner:

@@ -7,11 +7,11 @@ then until :meth:`heal`, every call, and every read of its watches, raises
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 
 from tenet.errors import StoreUnavailable
 from tenet.store.base import NO_LEASE, Compare, Event, KeyValue, ListResult, Op, Store, Watch
+from tenet.store.watch import WatchHandle
 
 
 class SeverableStore:
@@ -81,7 +81,7 @@ class SeverableStore:
         self.inner.close()
 
 
-class SeverableWatch:
+class SeverableWatch(WatchHandle):
     """A watch that fails for good once its store is cut (as a watch that lost every
     member for its deadline does)."""
 
@@ -96,17 +96,6 @@ class SeverableWatch:
     def close(self) -> None:
         self._inner.close()
 
-    def __enter__(self) -> SeverableWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Event]:
-        while True:
-            yield from self.get(timeout=None)
+    @property
+    def closed(self) -> bool:
+        return self._inner.closed

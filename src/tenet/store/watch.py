@@ -11,6 +11,7 @@ or repeats an event.
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,18 +36,18 @@ def check_value(value: object) -> None:
         raise ValidationError("value", f"expected bytes, got {type(value).__name__}")
 
 
-class WatchHandle:
-    """What every backend's watch shares: ``closed``, a context manager that closes it,
-    and iteration until it is closed. A subclass sets ``self._closed`` (an Event) and
-    has ``get(timeout)`` and ``close()``."""
+class WatchHandle(abc.ABC):
+    """What every watch shares, backends' and wrappers' alike: a context manager that
+    closes it, and iteration until it is closed. A backend's watch keeps
+    ``self._closed`` (an Event); a wrapper says ``closed`` from the watch it wraps."""
 
     _closed: threading.Event
 
-    def get(self, timeout: float | None = None) -> list[Event]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get(self, timeout: float | None = None) -> list[Event]: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     @property
     def closed(self) -> bool:
@@ -64,7 +65,7 @@ class WatchHandle:
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
-        while not self._closed.is_set():
+        while not self.closed:
             yield from self.get(timeout=0.5)
 
 
