@@ -158,6 +158,28 @@ def topology(objects: ObjectStore, name: str = "bench") -> tuple[Tenant, Bridge,
     return tenant, bridge, chain, router
 
 
+def sim_host(
+    n: int, zone: TunnelZone, tenant: Tenant, bridge: Bridge, chain: Chain
+) -> tuple[Host, TunnelZoneMember, Port, PortBinding]:
+    """Simulated host ``n``: its record, tunnel-zone member, one VM port and its binding."""
+    host = Host(name=f"sim{n}")
+    address = IPv4Address("10.251.0.0") + n + 1
+    port = Port(
+        tenant_id=tenant.id,
+        device_id=bridge.id,
+        device_type=DeviceType.BRIDGE,
+        mac=MAC(f"02:00:00:01:{n >> 8:02x}:{n & 0xFF:02x}"),
+        fixed_ips=(ipaddress.ip_address(f"10.0.{1 + n // 250}.{1 + n % 250}"),),
+        inbound_chain_id=chain.id,
+    )
+    return (
+        host,
+        TunnelZoneMember(tunnel_zone_id=zone.id, host_id=host.id, address=address),
+        port,
+        PortBinding(port_id=port.id, host_id=host.id, interface=f"sim{n}"),
+    )
+
+
 def simulated(count: int, rounds: int) -> dict[str, object]:
     """``count`` agents in this process, each its own connection and watch."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,22 +190,8 @@ def simulated(count: int, rounds: int) -> dict[str, object]:
         zone = objects.create(TunnelZone(name="underlay")).record
         agents: list[Agent] = []
         for n in range(count):
-            address = IPv4Address("10.251.0.0") + n + 1
-            host = objects.create(Host(name=f"sim{n}")).record
-            objects.create(
-                TunnelZoneMember(tunnel_zone_id=zone.id, host_id=host.id, address=address)
-            )
-            port = objects.create(
-                Port(
-                    tenant_id=tenant.id,
-                    device_id=bridge.id,
-                    device_type=DeviceType.BRIDGE,
-                    mac=MAC(f"02:00:00:01:{n >> 8:02x}:{n & 0xFF:02x}"),
-                    fixed_ips=(ipaddress.ip_address(f"10.0.{1 + n // 250}.{1 + n % 250}"),),
-                    inbound_chain_id=chain.id,
-                )
-            ).record
-            objects.create(PortBinding(port_id=port.id, host_id=host.id, interface=f"sim{n}"))
+            for record in sim_host(n, zone, tenant, bridge, chain):
+                objects.create(record)
         for record in objects.list(Host):
             agent = Agent(
                 record.record.id,

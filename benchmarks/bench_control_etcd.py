@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from typing import Any
 
-from benchmarks.bench_control import changes, percentile, topology
+from benchmarks.bench_control import changes, percentile, sim_host, topology
 from tenet.agent.daemon import Agent
 from tenet.datapath.fake import FakeDatapath
 from tenet.lab.etcd import EtcdCluster
@@ -90,23 +90,10 @@ def add_hosts(
     for start in range(first, first + count, BATCH):
         with objects.transaction() as tx:
             for n in range(start, min(first + count, start + BATCH)):
-                host = tx.create(Host(name=f"sim{n}"))
-                hosts.append(host.id)
-                address = IPv4Address("10.251.0.0") + n + 1
-                tx.create(
-                    TunnelZoneMember(tunnel_zone_id=zone.id, host_id=host.id, address=address)
-                )
-                port = tx.create(
-                    Port(
-                        tenant_id=tenant.id,
-                        device_id=bridge.id,
-                        device_type=DeviceType.BRIDGE,
-                        mac=MAC(f"02:00:00:01:{n >> 8:02x}:{n & 0xFF:02x}"),
-                        fixed_ips=(ipaddress.ip_address(f"10.0.{1 + n // 250}.{1 + n % 250}"),),
-                        inbound_chain_id=chain.id,
-                    )
-                )
-                tx.create(PortBinding(port_id=port.id, host_id=host.id, interface=f"sim{n}"))
+                made = sim_host(n, zone, tenant, bridge, chain)
+                for record in made:
+                    tx.create(record)
+                hosts.append(made[0].id)
     return hosts
 
 
