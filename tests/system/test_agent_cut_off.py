@@ -20,13 +20,13 @@ import pytest
 
 from tenet.lab import netns_exec
 from tenet.lab.traffic import ping
-from tenet.model import Host, Port, Tenant
+from tenet.model import Host, Port
 from tenet.store import EtcdStore
 from tenet.store.keys import HOSTS, LEARNED, alive_key, object_key, stats_key
 from tenet.store.objects import ObjectStore
 
 from .conftest import World
-from .test_etcd_faults import two_vms_on_two_hosts, wait_applied
+from .test_etcd_faults import cluster_down, two_vms_on_two_hosts, wait_applied
 
 pytestmark = pytest.mark.system
 
@@ -144,18 +144,7 @@ def test_the_whole_cluster_down_past_the_deadline(world: World) -> None:
     assert first.received == 3, first.output
     pings = pinger(world, 100, 0.5)  # 50 s, around an outage of 40 s
     time.sleep(3)
-    for member in world.cluster.members:
-        world.cluster.kill(member)
-    time.sleep(40)
-    agents_running(world)
-    world.cluster.restart_all()
-    healed = time.monotonic()
-    made = world.client.run(ObjectStore(store).create, Tenant(name="after"))
-    written = world.client.run(store.get, object_key(Tenant, made.record.id))
-    assert written is not None
-    for host in hosts:
-        wait_applied(world, store, host, written.mod_revision)
-    took = time.monotonic() - healed
+    took = cluster_down(world, store, hosts, 40, lambda: agents_running(world))
     answered, out = replies(pings)
     assert answered >= 95, f"the established flow stopped forwarding: {answered}/100\n{out}"
     agents_running(world)

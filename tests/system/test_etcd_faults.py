@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -311,6 +312,30 @@ def wait_applied(world: World, store: EtcdStore, host_id: uuid.UUID, revision: i
         time.sleep(0.05)
 
 
+def cluster_down(
+    world: World,
+    store: EtcdStore,
+    hosts: list[uuid.UUID],
+    seconds: float,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> float:
+    """Every member killed for ``seconds`` (``meanwhile`` checked just before they come
+    back), then a change made as soon as the cluster is back: seconds until every agent
+    of ``hosts`` applied it."""
+    for member in world.cluster.members:
+        world.cluster.kill(member)
+    time.sleep(seconds)
+    meanwhile()
+    world.cluster.restart_all()
+    healed = time.monotonic()
+    made = world.client.run(ObjectStore(store).create, Tenant(name="after"))
+    written = world.client.run(store.get, object_key(Tenant, made.record.id))
+    assert written is not None
+    for host in hosts:
+        wait_applied(world, store, host, written.mod_revision)
+    return time.monotonic() - healed
+
+
 def test_the_whole_cluster_down_for_10_s(world: World) -> None:
     store = world.store()
     hosts = two_vms_on_two_hosts(world, store)
@@ -325,18 +350,8 @@ def test_the_whole_cluster_down_for_10_s(world: World) -> None:
         text=True,
     )
     time.sleep(2)
-    for member in world.cluster.members:
-        world.cluster.kill(member)
-    time.sleep(10)
-    world.cluster.restart_all()
-    healed = time.monotonic()
     # a change made as soon as the cluster is back reaches both agents
-    made = world.client.run(ObjectStore(store).create, Tenant(name="after"))
-    written = world.client.run(store.get, object_key(Tenant, made.record.id))
-    assert written is not None
-    for host in hosts:
-        wait_applied(world, store, host, written.mod_revision)
-    took = time.monotonic() - healed
+    took = cluster_down(world, store, hosts, 10)
     out, _ = pinger.communicate(timeout=60)
     replies = len(re.findall(r"icmp_seq=\d+ ttl=", out))
     assert replies >= 72, f"the established flow stopped forwarding: {replies}/80 replies\n{out}"

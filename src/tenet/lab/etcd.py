@@ -411,14 +411,11 @@ class Relay:
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # either side gone: the relay ends
         while data := src.recv(65536):
             dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
 
 
 class UnderlayEtcd:
